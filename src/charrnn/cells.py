@@ -1,0 +1,453 @@
+"""Recurrent cells: each computes ONE time step, as TensorFlow 1's ``rnn_cell_impl`` does.
+
+A cell declares ``output_size``, ``state_size`` and a ``zero_state``; the unroller
+(:func:`charrnn.unroll.dynamic_rnn`) runs any cell over time, so cells are swappable.
+
+Weights are kept in TensorFlow's layout so that TensorFlow's numbers load unchanged:
+``kernel`` is ``[input_size + num_units, k * num_units]``, its first ``input_size`` rows
+multiply the input ``x_t`` and its last ``num_units`` rows multiply the state ``h_{t-1}``.
+Kernels are Glorot-uniform over the whole matrix, biases zeros, as in TensorFlow.
+
+Every cell splits its step in two so that the unroller can hoist work out of the time loop:
+:meth:`RNNCell.project_inputs` computes the input's share of the pre-activations for all time
+steps in one matrix product, and :meth:`RNNCell.step` does the recurrent rest.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LSTMStateTuple = namedtuple("LSTMStateTuple", ["c", "h"])
+LSTMStateTuple.__doc__ = "The state of an LSTM cell: memory ``c`` and output ``h``, each ``(B, N)``."
+
+
+class FusedLayer(namedtuple("FusedLayer", "mode weight_ih weight_hh bias_ih bias_hh")):
+    """One layer's weights in PyTorch's fused-kernel layout (``torch.nn.LSTM`` and kin).
+
+    ``mode`` is ``'lstm'``, ``'gru'``, ``'rnn_tanh'`` or ``'rnn_relu'``.
+    """
+
+
+def _as_parameter_data(array, shape: tuple[int, ...], name: str, like: torch.Tensor) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(array), dtype=like.dtype, device=like.device)
+    if tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")
+    return tensor
+
+
+class RNNCell(nn.Module):
+    """Base class of the cells: one step ``(x_t, state) -> (output, new_state)``.
+
+    Parameters
+    ----------
+    num_units : int
+        Size of the state and of the output (TensorFlow's ``num_units``).
+    input_size : int, optional
+        Size of each input vector. When omitted, the weights are created at the first call,
+        from the input's last dimension, as TensorFlow does. Create the optimizer after that.
+    """
+
+    #: How many blocks of ``num_units`` columns the kernel has.
+    num_blocks = 1
+
+    def __init__(self, num_units: int, input_size: int | None = None):
+        super().__init__()
+        if int(num_units) < 1:
+            raise ValueError(f"num_units must be a positive integer, got {num_units!r}")
+        self.num_units = int(num_units)
+        self.input_size: int | None = None
+        if input_size is not None:
+            self.build(int(input_size))
+
+    # -- shape ----------------------------------------------------------------------------
+    @property
+    def output_size(self) -> int:
+        """Size of each output vector."""
+        return self.num_units
+
+    @property
+    def state_size(self):
+        """Size of the state: an int, or a tuple for composite states."""
+        return self.num_units
+
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist yet."""
+        return self.input_size is not None
+
+    def zero_state(self, batch_size: int, dtype: torch.dtype | None = None, device=None):
+        """An all-zero state for ``batch_size`` sequences."""
+        dtype, device = self._dtype_device(dtype, device)
+        return torch.zeros(batch_size, self.num_units, dtype=dtype, device=device)
+
+    def _dtype_device(self, dtype, device):
+        reference = next(self.parameters(), None)
+        if dtype is None:
+            dtype = reference.dtype if reference is not None else torch.get_default_dtype()
+        if device is None and reference is not None:
+            device = reference.device
+        return dtype, device
+
+    # -- weights --------------------------------------------------------------------------
+    def build(self, input_size: int, dtype: torch.dtype | None = None, device=None) -> None:
+        """Create the weights for inputs of size ``input_size`` (idempotent)."""
+        if self.built:
+            if input_size != self.input_size:
+                raise ValueError(
+                    f"{type(self).__name__} was built for inputs of size {self.input_size}, "
+                    f"got inputs of size {input_size}"
+                )
+            return
+        if int(input_size) < 1:
+            raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+        self.input_size = int(input_size)
+        factory = {"dtype": dtype, "device": device}
+        depth = self.input_size + self.num_units
+        self.kernel = nn.Parameter(torch.empty(depth, self.num_blocks * self.num_units, **factory))
+        self.bias = nn.Parameter(torch.empty(self.num_blocks * self.num_units, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform kernel, zero bias (TensorFlow's defaults)."""
+        nn.init.xavier_uniform_(self.kernel)
+        nn.init.zeros_(self.bias)
+
+    def load_tf_weights(self, kernel, bias) -> None:
+        """Copy TensorFlow's ``kernel`` ``[D + N, k·N]`` and ``bias`` ``[k·N]`` into this cell."""
+        kernel = np.asarray(kernel)
+        if not self.built:
+            self.build(kernel.shape[0] - self.num_units)
+        with torch.no_grad():
+            self.kernel.copy_(_as_parameter_data(kernel, self.kernel.shape, "kernel", self.kernel))
+            self.bias.copy_(_as_parameter_data(bias, self.bias.shape, "bias", self.bias))
+
+    # -- computation ----------------------------------------------------------------------
+    def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The input's share of the pre-activations: ``x W_x + b``, ``(..., D) -> (..., k·N)``."""
+        return torch.addmm(self.bias, inputs.reshape(-1, self.input_size),
+                           self.kernel[: self.input_size]).view(*inputs.shape[:-1], -1)
+
+    def step(self, projected: torch.Tensor, state):
+        """One step from projected inputs ``(B, k·N)`` and the previous state."""
+        raise NotImplementedError
+
+    def forward(self, inputs: torch.Tensor, state=None):
+        """One step: ``inputs`` ``(B, D)``, ``state`` (zero when omitted) -> ``(output, new_state)``."""
+        if not self.built:
+            self.build(inputs.shape[-1], inputs.dtype, inputs.device)
+        if state is None:
+            state = self.zero_state(inputs.shape[0], inputs.dtype, inputs.device)
+        return self.step(self.project_inputs(inputs), state)
+
+    def fused_layer(self) -> FusedLayer | None:
+        """This cell's weights for PyTorch's fused kernels, or None when it has no fused form."""
+        return None
+
+    def extra_repr(self) -> str:
+        return f"num_units={self.num_units}, input_size={self.input_size}"
+
+
+class BasicRNNCell(RNNCell):
+    """The vanilla RNN cell of the lecture (TensorFlow's ``BasicRNNCell``).
+
+    .. math::
+
+        h_t = \\tanh(W_{hh} h_{t-1} + W_{xh} x_t + b) = \\tanh([x_t, h_{t-1}]\\,W + b)
+
+    The output is the new state ``h_t``. ``kernel``: ``[D + N, N]``, ``bias``: ``[N]``.
+
+    Parameters
+    ----------
+    num_units, input_size :
+        See :class:`RNNCell`.
+    activation : callable, optional
+        ``torch.tanh`` (default) or ``torch.relu`` run fused; any other runs step by step.
+    """
+
+    def __init__(self, num_units: int, input_size: int | None = None,
+                 activation: Callable[[torch.Tensor], torch.Tensor] = torch.tanh):
+        super().__init__(num_units, input_size)
+        self.activation = activation
+
+    def step(self, projected, state):
+        h = self.activation(torch.addmm(projected, state, self.kernel[self.input_size:]))
+        return h, h
+
+    def fused_layer(self):
+        modes = {torch.tanh: "rnn_tanh", torch.relu: "rnn_relu"}
+        mode = modes.get(self.activation)
+        if mode is None:
+            return None
+        zeros = torch.zeros_like(self.bias)
+        return FusedLayer(mode, self.kernel[: self.input_size].t(),
+                          self.kernel[self.input_size:].t(), self.bias, zeros)
+
+
+class BasicLSTMCell(RNNCell):
+    """The LSTM cell of the lecture (TensorFlow's ``BasicLSTMCell``).
+
+    The kernel's ``4N`` columns are four blocks in the order i, j, f, o:
+
+    .. math::
+
+        [i, j, f, o] &= [x_t, h_{t-1}]\\,W + b \\\\
+        c_t &= c_{t-1}\\,\\sigma(f + \\text{forget\\_bias}) + \\sigma(i)\\tanh(j) \\\\
+        h_t &= \\tanh(c_t)\\,\\sigma(o)
+
+    ``forget_bias`` (1.0) is added at run time; it is not part of the stored ``bias``.
+    The state is :class:`LSTMStateTuple` ``(c, h)``; the output is ``h_t``.
+    ``kernel``: ``[D + N, 4N]``, ``bias``: ``[4N]``.
+    """
+
+    num_blocks = 4
+
+    def __init__(self, num_units: int, input_size: int | None = None, forget_bias: float = 1.0,
+                 state_is_tuple: bool = True):
+        if not state_is_tuple:
+            raise ValueError("only state_is_tuple=True is supported (TensorFlow deprecated False)")
+        super().__init__(num_units, input_size)
+        self.forget_bias = float(forget_bias)
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self.num_units, self.num_units)
+
+    def zero_state(self, batch_size, dtype=None, device=None):
+        h = super().zero_state(batch_size, dtype, device)
+        return LSTMStateTuple(h, h.clone())
+
+    def step(self, projected, state):
+        c, h = state
+        gates = torch.addmm(projected, h, self.kernel[self.input_size:])  # (B, 4N)
+        i, j, f, o = gates.chunk(4, dim=1)
+        new_c = c * torch.sigmoid(f + self.forget_bias) + torch.sigmoid(i) * torch.tanh(j)
+        new_h = torch.tanh(new_c) * torch.sigmoid(o)
+        return new_h, LSTMStateTuple(new_c, new_h)
+
+    def fused_layer(self):
+        n = self.num_units
+        # PyTorch orders the blocks (i, f, g, o); TensorFlow (i, j, f, o) with j = g.
+        order = torch.cat([torch.arange(0, n), torch.arange(2 * n, 3 * n),
+                           torch.arange(n, 2 * n), torch.arange(3 * n, 4 * n)]).to(self.bias.device)
+        kernel = self.kernel.index_select(1, order)
+        forget = torch.zeros(4 * n, dtype=self.bias.dtype, device=self.bias.device)
+        forget[n: 2 * n] = self.forget_bias
+        return FusedLayer("lstm", kernel[: self.input_size].t(), kernel[self.input_size:].t(),
+                          self.bias.index_select(0, order) + forget, torch.zeros_like(self.bias))
+
+
+class GRUCell(RNNCell):
+    """TensorFlow 1's GRU cell: the reset gate acts on the state BEFORE its matrix product.
+
+    .. math::
+
+        [r, u] &= \\sigma([x_t, h_{t-1}]\\,W_g + b_g) \\\\
+        c &= \\tanh([x_t, r\\,h_{t-1}]\\,W_c + b_c) \\\\
+        h_t &= u\\,h_{t-1} + (1 - u)\\,c
+
+    ``gate_kernel``: ``[D + N, 2N]``, ``gate_bias``: ``[2N]`` initialised to 1.0 (TensorFlow's
+    choice: start by remembering), ``candidate_kernel``: ``[D + N, N]``, ``candidate_bias``:
+    ``[N]`` zeros. PyTorch's fused GRU computes another function (see
+    :class:`ResetAfterGRUCell`), so this cell always runs step by step.
+    """
+
+    def build(self, input_size, dtype=None, device=None):
+        if self.built:
+            return super().build(input_size, dtype, device)
+        self.input_size = int(input_size)
+        factory = {"dtype": dtype, "device": device}
+        depth, n = self.input_size + self.num_units, self.num_units
+        self.gate_kernel = nn.Parameter(torch.empty(depth, 2 * n, **factory))
+        self.gate_bias = nn.Parameter(torch.empty(2 * n, **factory))
+        self.candidate_kernel = nn.Parameter(torch.empty(depth, n, **factory))
+        self.candidate_bias = nn.Parameter(torch.empty(n, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Glorot-uniform kernels, gate bias 1.0, candidate bias 0.0 (TensorFlow's defaults)."""
+        nn.init.xavier_uniform_(self.gate_kernel)
+        nn.init.ones_(self.gate_bias)
+        nn.init.xavier_uniform_(self.candidate_kernel)
+        nn.init.zeros_(self.candidate_bias)
+
+    def load_tf_weights(self, gate_kernel, gate_bias, candidate_kernel, candidate_bias):
+        """Copy TensorFlow's ``gates/kernel``, ``gates/bias``, ``candidate/kernel``, ``candidate/bias``."""
+        gate_kernel = np.asarray(gate_kernel)
+        if not self.built:
+            self.build(gate_kernel.shape[0] - self.num_units)
+        with torch.no_grad():
+            for name, value in [("gate_kernel", gate_kernel), ("gate_bias", gate_bias),
+                                ("candidate_kernel", candidate_kernel),
+                                ("candidate_bias", candidate_bias)]:
+                target = getattr(self, name)
+                target.copy_(_as_parameter_data(value, target.shape, name, target))
+
+    def project_inputs(self, inputs):
+        d = self.input_size
+        kernel = torch.cat([self.gate_kernel[:d], self.candidate_kernel[:d]], dim=1)
+        bias = torch.cat([self.gate_bias, self.candidate_bias])
+        return torch.addmm(bias, inputs.reshape(-1, d), kernel).view(*inputs.shape[:-1], -1)
+
+    def step(self, projected, state):
+        d, n = self.input_size, self.num_units
+        gate_x, candidate_x = projected.split([2 * n, n], dim=1)
+        r, u = torch.sigmoid(torch.addmm(gate_x, state, self.gate_kernel[d:])).chunk(2, dim=1)
+        c = torch.tanh(torch.addmm(candidate_x, r * state, self.candidate_kernel[d:]))
+        h = u * state + (1 - u) * c
+        return h, h
+
+
+class ResetAfterGRUCell(RNNCell):
+    """The GRU of cuDNN and ``torch.nn.GRU``: the reset gate acts AFTER the state's product.
+
+    .. math::
+
+        [a_r, a_u, a_c] &= x_t W_x + b_x, \\qquad [g_r, g_u, g_c] = h_{t-1} W_h + b_h \\\\
+        r &= \\sigma(a_r + g_r), \\qquad u = \\sigma(a_u + g_u) \\\\
+        c &= \\tanh(a_c + r\\,g_c) \\\\
+        h_t &= u\\,h_{t-1} + (1 - u)\\,c
+
+    This is Keras' ``GRU(reset_after=True)``; it runs on the fused kernels.
+    ``kernel``: ``[D + N, 3N]`` (blocks r, u, c; input rows then state rows),
+    ``bias``: ``[3N]`` for the input, ``recurrent_bias``: ``[3N]`` for the state, both zeros.
+    """
+
+    num_blocks = 3
+
+    def build(self, input_size, dtype=None, device=None):
+        fresh = not self.built
+        super().build(input_size, dtype, device)
+        if fresh:
+            self.recurrent_bias = nn.Parameter(torch.zeros_like(self.bias))
+
+    def load_tf_weights(self, kernel, recurrent_kernel, bias):
+        """Copy Keras' ``GRU(reset_after=True)`` weights.
+
+        ``kernel`` ``[D, 3N]`` and ``recurrent_kernel`` ``[N, 3N]`` in Keras' block order
+        (u, r, c), ``bias`` ``[2, 3N]`` (input bias, recurrent bias).
+        """
+        kernel, recurrent_kernel, bias = map(np.asarray, (kernel, recurrent_kernel, bias))
+        if not self.built:
+            self.build(kernel.shape[0])
+        order = np.r_[self.num_units:2 * self.num_units, 0:self.num_units,
+                      2 * self.num_units:3 * self.num_units]
+        if bias.shape != (2, 3 * self.num_units):
+            raise ValueError(f"bias must have shape [2, {3 * self.num_units}], got {list(bias.shape)}")
+        stacked = np.concatenate([kernel, recurrent_kernel], axis=0)[:, order]
+        super().load_tf_weights(stacked, bias[0][order])
+        with torch.no_grad():
+            self.recurrent_bias.copy_(_as_parameter_data(
+                bias[1][order], self.recurrent_bias.shape, "bias[1]", self.recurrent_bias))
+
+    def step(self, projected, state):
+        n = self.num_units
+        recurrent = torch.addmm(self.recurrent_bias, state, self.kernel[self.input_size:])
+        a_r, a_u, a_c = projected.split(n, dim=1)
+        g_r, g_u, g_c = recurrent.split(n, dim=1)
+        r = torch.sigmoid(a_r + g_r)
+        u = torch.sigmoid(a_u + g_u)
+        c = torch.tanh(a_c + r * g_c)
+        h = u * state + (1 - u) * c
+        return h, h
+
+    def fused_layer(self):
+        return FusedLayer("gru", self.kernel[: self.input_size].t(),
+                          self.kernel[self.input_size:].t(), self.bias, self.recurrent_bias)
+
+
+class MultiRNNCell(RNNCell):
+    """A stack of cells that looks like one cell (TensorFlow's ``MultiRNNCell``).
+
+    Layer ``l`` reads layer ``l-1``'s output; the state is a tuple of the layers' states.
+
+    Parameters
+    ----------
+    cells : sequence of RNNCell
+        The layers, bottom first. Each may be of any type and size.
+    dropout : float
+        Dropout on each layer's output but the last, in training mode only (as
+        ``torch.nn.LSTM``'s ``dropout``). 0 by default, as in TensorFlow.
+    """
+
+    def __init__(self, cells: Sequence[RNNCell], dropout: float = 0.0, state_is_tuple: bool = True):
+        nn.Module.__init__(self)
+        if not state_is_tuple:
+            raise ValueError("only state_is_tuple=True is supported")
+        if len(cells) == 0:
+            raise ValueError("MultiRNNCell needs at least one cell")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.cells = nn.ModuleList(cells)
+        self.dropout = float(dropout)
+        self.num_units = self.cells[-1].num_units
+
+    @property
+    def input_size(self):
+        return self.cells[0].input_size
+
+    @property
+    def output_size(self):
+        return self.cells[-1].output_size
+
+    @property
+    def state_size(self):
+        return tuple(cell.state_size for cell in self.cells)
+
+    @property
+    def built(self):
+        return all(cell.built for cell in self.cells)
+
+    def zero_state(self, batch_size, dtype=None, device=None):
+        return tuple(cell.zero_state(batch_size, dtype, device) for cell in self.cells)
+
+    def build(self, input_size, dtype=None, device=None):
+        for cell in self.cells:
+            cell.build(input_size, dtype, device)
+            input_size = cell.output_size
+
+    def reset_parameters(self):
+        for cell in self.cells:
+            cell.reset_parameters()
+
+    def load_tf_weights(self, weights):
+        """Load a list with one entry per layer: ``(kernel, bias)`` or the layer's own tuple."""
+        if len(weights) != len(self.cells):
+            raise ValueError(f"expected weights for {len(self.cells)} layers, got {len(weights)}")
+        for cell, layer_weights in zip(self.cells, weights):
+            cell.load_tf_weights(*layer_weights)
+
+    def project_inputs(self, inputs):
+        return self.cells[0].project_inputs(inputs)
+
+    def step(self, projected, state):
+        new_states = []
+        output = None
+        for layer, (cell, layer_state) in enumerate(zip(self.cells, state)):
+            if layer > 0:
+                output = F.dropout(output, self.dropout, self.training)
+                projected = cell.project_inputs(output)
+            output, new_state = cell.step(projected, layer_state)
+            new_states.append(new_state)
+        return output, tuple(new_states)
+
+    def extra_repr(self):
+        return f"dropout={self.dropout}" if self.dropout else ""
+
+
+CELL_TYPES = {"rnn": BasicRNNCell, "lstm": BasicLSTMCell, "gru": GRUCell,
+              "gru-reset-after": ResetAfterGRUCell}
+
+
+def make_cell(cell_type: str, num_units: int, input_size: int | None = None) -> RNNCell:
+    """A cell by name: ``'rnn'``, ``'lstm'``, ``'gru'`` (TensorFlow 1's) or ``'gru-reset-after'``."""
+    try:
+        cell_class = CELL_TYPES[cell_type]
+    except KeyError:
+        raise ValueError(f"unknown cell type {cell_type!r}; expected one of {sorted(CELL_TYPES)}") from None
+    return cell_class(num_units, input_size)

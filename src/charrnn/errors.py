@@ -1,0 +1,16 @@
+"""The project's own exception, which the command line turns into one clear line."""
+
+
+class CharRNNError(Exception):
+    """An error whose message is meant for the person running charrnn.
+
+    ``exit_code`` follows the command-line convention: 2 for bad usage or input,
+    1 for a failure at run time.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code

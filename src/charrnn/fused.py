@@ -1,0 +1,103 @@
+"""The fused fast path: a standard cell or stack run by PyTorch's own RNN kernels.
+
+``torch.nn.LSTM``, ``nn.GRU`` and ``nn.RNN`` reach oneDNN on CPU and cuDNN on GPU through
+``torch._VF``. We call those same functions with weights converted from our cells, so the
+numbers are the step-by-step cell's (the tests hold them to 1e-5) at the kernels' speed.
+Calling ``_VF`` directly rather than building an ``nn.LSTM`` keeps the per-call overhead low,
+which matters for the lecture's tiny models; the parity tests guard the private signature.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import _VF
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from charrnn.cells import FusedLayer, LSTMStateTuple, MultiRNNCell, RNNCell
+
+_KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
+
+# cuDNN wants one contiguous weight buffer and warns when given separate tensors; ours are
+# derived from the cells' own parameters on each call, so the copy it mentions is expected.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+
+
+def fused_layers(cell: RNNCell) -> list[FusedLayer] | None:
+    """The layers of ``cell`` in fused form, or None when one fused call cannot run them.
+
+    A single standard cell, or a stack of cells of one fused kind and one size, qualifies.
+    """
+    cells = list(cell.cells) if isinstance(cell, MultiRNNCell) else [cell]
+    layers = [layer_cell.fused_layer() for layer_cell in cells]
+    if any(layer is None for layer in layers):
+        return None
+    if len({layer.mode for layer in layers}) != 1:
+        return None
+    if len({layer_cell.num_units for layer_cell in cells}) != 1:
+        return None
+    return layers
+
+
+def _to_kernel_state(state, is_stack: bool, is_lstm: bool):
+    """Our state -> ``h0`` (or ``(h0, c0)``), each ``(L, B, N)``."""
+    layer_states = state if is_stack else (state,)
+    if is_lstm:
+        h0 = torch.stack([layer_state.h for layer_state in layer_states])
+        c0 = torch.stack([layer_state.c for layer_state in layer_states])
+        return h0, c0
+    return torch.stack(list(layer_states))
+
+
+def _from_kernel_state(hidden, is_stack: bool, is_lstm: bool):
+    """``h_n`` (or ``(h_n, c_n)``), each ``(L, B, N)`` -> our state."""
+    if is_lstm:
+        h_n, c_n = hidden
+        layer_states = tuple(LSTMStateTuple(c_n[layer], h_n[layer]) for layer in range(h_n.shape[0]))
+    else:
+        layer_states = tuple(hidden.unbind(0))
+    return layer_states if is_stack else layer_states[0]
+
+
+def run_fused(cell: RNNCell, layers: list[FusedLayer], inputs: torch.Tensor,
+              sequence_length: torch.Tensor | None, initial_state):
+    """Run ``cell`` over ``inputs`` ``(B, T, D)`` with one fused kernel call.
+
+    Returns ``(outputs (B, T, N), final_state)`` with ``dynamic_rnn``'s meaning.
+    """
+    mode = layers[0].mode
+    is_lstm = mode == "lstm"
+    is_stack = isinstance(cell, MultiRNNCell)
+    kernel = _KERNELS[mode]
+    weights = [w for layer in layers for w in (layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh)]
+    dropout = cell.dropout if is_stack else 0.0
+    hidden = _to_kernel_state(initial_state, is_stack, is_lstm)
+    num_layers, training = len(layers), cell.training
+
+    if sequence_length is None:
+        result = kernel(inputs, hidden, weights, True, num_layers, dropout, training, False, True)
+        return result[0], _from_kernel_state(result[1:] if is_lstm else result[1], is_stack, is_lstm)
+
+    batch, steps = inputs.shape[:2]
+    # Packing refuses empty sequences; run them for one step and restore them below.
+    packed = pack_padded_sequence(inputs, sequence_length.clamp(min=1).cpu(), batch_first=True,
+                                  enforce_sorted=False)
+    order, unorder = packed.sorted_indices, packed.unsorted_indices
+    if is_lstm:
+        sorted_hidden = tuple(h.index_select(1, order) for h in hidden)
+    else:
+        sorted_hidden = hidden.index_select(1, order)
+    result = kernel(packed.data, packed.batch_sizes, sorted_hidden, weights, True, num_layers,
+                    dropout, training, False)
+    packed_outputs = packed._replace(data=result[0])
+    outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_outputs, batch_first=True,
+                                                        total_length=steps)
+    final = result[1:] if is_lstm else (result[1],)
+    final = [h.index_select(1, unorder) for h in final]
+    empty = (sequence_length == 0).to(inputs.device)
+    if bool(empty.any()):
+        outputs = outputs.masked_fill(empty.view(batch, 1, 1), 0.0)
+        initial = hidden if is_lstm else (hidden,)
+        final = [torch.where(empty.view(1, batch, 1), h0, h) for h0, h in zip(initial, final)]
+    return outputs, _from_kernel_state(tuple(final) if is_lstm else final[0], is_stack, is_lstm)
