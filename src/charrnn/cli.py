@@ -1,0 +1,54 @@
+"""The ``charrnn`` command line: a thin skin over the library.
+
+Each subcommand lives in :mod:`charrnn.commands` as a module with ``add_parser(subparsers)``
+and ``run(args) -> int``. Errors meant for the user (:class:`CharRNNError`) become one line on
+stderr and exit status 2 (bad usage or input) or 1 (failure at run time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from charrnn.errors import CharRNNError
+
+#: Subcommand modules, in the order ``charrnn --help`` lists them.
+COMMANDS = ["lecture"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="charrnn",
+        description="Character-level recurrent neural networks: the RNN lecture, and training on any text.",
+    )
+    from charrnn import __version__
+
+    parser.add_argument("--version", action="version", version=f"charrnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"charrnn.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``charrnn`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except CharRNNError as error:
+        print(f"charrnn: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("charrnn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `charrnn sample ... | head`): not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

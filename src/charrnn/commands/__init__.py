@@ -1,0 +1,1 @@
+"""Subcommands of the ``charrnn`` command line, one module each (see :mod:`charrnn.cli`)."""
