@@ -31,6 +31,8 @@ def _check_sequence_length(sequence_length, batch: int, steps: int, device) -> t
 def _run_steps(cell: RNNCell, inputs: torch.Tensor, sequence_length, state):
     """The step loop: the input projection of all time steps is one matmul, then T steps."""
     batch, steps, _ = inputs.shape
+    if steps == 0:
+        return inputs.new_zeros(batch, 0, cell.output_size), state
     projected = cell.project_inputs(inputs)  # (B, T, k·N)
     valid = None
     if sequence_length is not None:
@@ -45,8 +47,6 @@ def _run_steps(cell: RNNCell, inputs: torch.Tensor, sequence_length, state):
             new_state = map_state(lambda new, old: torch.where(keep, new, old), new_state, state)
         outputs.append(output)
         state = new_state
-    if not outputs:
-        return inputs.new_zeros(batch, 0, cell.output_size), state
     return torch.stack(outputs, dim=1), state  # (B, T, N)
 
 
@@ -82,8 +82,7 @@ def dynamic_rnn(cell: RNNCell, inputs: torch.Tensor, sequence_length=None, initi
     if inputs.dim() != 3:
         raise ValueError(f"inputs must be batch-major (B, T, D), got shape {list(inputs.shape)}")
     batch, steps, depth = inputs.shape
-    if not cell.built:
-        cell.build(depth, inputs.dtype, inputs.device)
+    cell.build(depth, inputs.dtype, inputs.device)  # a no-op once built, but checks the size
     if sequence_length is not None:
         sequence_length = _check_sequence_length(sequence_length, batch, steps, inputs.device)
     state = initial_state if initial_state is not None else cell.zero_state(batch, inputs.dtype, inputs.device)
