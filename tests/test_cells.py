@@ -78,7 +78,9 @@ def test_gru_variants_compute_different_functions():
     torch.manual_seed(0)
     tf_gru, reset_after = GRUCell(4, input_size=3), ResetAfterGRUCell(4, input_size=3)
     with torch.no_grad():
-        reset_after.kernel.copy_(torch.cat([tf_gru.gate_kernel, tf_gru.candidate_kernel], 1))
+        kernel = torch.cat([tf_gru.gate_kernel, tf_gru.candidate_kernel], 1)  # (D + N, 3N)
+        reset_after.weight_ih.copy_(kernel[:3].t())
+        reset_after.weight_hh.copy_(kernel[3:].t())
     x = torch.randn(2, 5, 3)
     assert not torch.allclose(dynamic_rnn(tf_gru, x)[0], dynamic_rnn(reset_after, x)[0])
 
@@ -87,8 +89,11 @@ def test_initialisation_is_glorot_uniform_with_zero_bias():
     torch.manual_seed(0)
     cell = BasicLSTMCell(50, input_size=30)
     limit = np.sqrt(6 / (80 + 200))
-    assert cell.kernel.abs().max() <= limit
-    assert cell.kernel.abs().max() > 0.9 * limit
+    kernel, _ = cell.tf_weights()
+    assert kernel.shape == (80, 200)
+    assert kernel.abs().max() <= limit
+    assert kernel.abs().max() > 0.9 * limit
+    assert abs(kernel.std().item() - limit / np.sqrt(3)) < 0.02 * limit
     assert torch.all(cell.bias == 0)
     gru = GRUCell(5, input_size=3)
     assert torch.all(gru.gate_bias == 1) and torch.all(gru.candidate_bias == 0)
@@ -98,7 +103,7 @@ def test_input_size_is_inferred_at_first_call():
     cell = BasicRNNCell(num_units=2)
     assert not cell.built and list(cell.parameters()) == []
     outputs, _ = dynamic_rnn(cell, torch.zeros(1, 1, 4))
-    assert cell.input_size == 4 and cell.kernel.shape == (6, 2)
+    assert cell.input_size == 4 and cell.weight_ih.shape == (2, 4) and cell.weight_hh.shape == (2, 2)
     with pytest.raises(ValueError, match="built for inputs of size 4"):
         dynamic_rnn(cell, torch.zeros(1, 1, 5))
 
@@ -107,6 +112,17 @@ def test_load_tf_weights_rejects_wrong_shapes():
     cell = BasicLSTMCell(3, input_size=4)
     with pytest.raises(ValueError, match=r"kernel must have shape \[7, 12\]"):
         cell.load_tf_weights(np.zeros((7, 8)), np.zeros(12))
+
+
+def test_tf_weights_round_trip_for_every_standard_cell():
+    rng = np.random.default_rng(4)
+    for cell in [BasicRNNCell(3), BasicLSTMCell(3)]:
+        blocks = 4 if isinstance(cell, BasicLSTMCell) else 1
+        kernel, bias = rng.normal(size=(2 + 3, blocks * 3)), rng.normal(size=blocks * 3)
+        cell.load_tf_weights(kernel, bias)
+        back_kernel, back_bias = cell.tf_weights()
+        np.testing.assert_allclose(back_kernel.numpy(), kernel, rtol=1e-6)
+        np.testing.assert_allclose(back_bias.numpy(), bias, rtol=1e-6)
 
 
 def test_multi_rnn_cell_state_and_weights_per_layer():

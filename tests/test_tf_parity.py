@@ -41,8 +41,12 @@ def test_outputs_states_and_gradients_match_tensorflow(name, fused):
         np.testing.assert_allclose(state.c.detach().numpy(), data["final_c_0"], **TOLERANCE)
     else:
         np.testing.assert_allclose(state.detach().numpy(), data["final_h_0"], **TOLERANCE)
-    np.testing.assert_allclose(cell.kernel.grad.numpy(), data["grad_kernel_0"], **TOLERANCE)
-    np.testing.assert_allclose(cell.bias.grad.numpy(), data["grad_bias_0"], **TOLERANCE)
+    grad_kernel, grad_bias = cell.to_tf_layout(cell.weight_ih.grad, cell.weight_hh.grad, cell.bias.grad)
+    np.testing.assert_allclose(grad_kernel.numpy(), data["grad_kernel_0"], **TOLERANCE)
+    np.testing.assert_allclose(grad_bias.numpy(), data["grad_bias_0"], **TOLERANCE)
+    kernel, bias = cell.tf_weights()
+    np.testing.assert_array_equal(kernel.numpy(), data["kernel_0"])
+    np.testing.assert_array_equal(bias.numpy(), data["bias_0"])
     np.testing.assert_allclose(x.grad.numpy(), data["grad_x"], **TOLERANCE)
 
 

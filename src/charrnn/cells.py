@@ -3,10 +3,12 @@
 A cell declares ``output_size``, ``state_size`` and a ``zero_state``; the unroller
 (:func:`charrnn.unroll.dynamic_rnn`) runs any cell over time, so cells are swappable.
 
-Weights are kept in TensorFlow's layout so that TensorFlow's numbers load unchanged:
-``kernel`` is ``[input_size + num_units, k * num_units]``, its first ``input_size`` rows
-multiply the input ``x_t`` and its last ``num_units`` rows multiply the state ``h_{t-1}``.
-Kernels are Glorot-uniform over the whole matrix, biases zeros, as in TensorFlow.
+The standard cells keep their weights in PyTorch's layout, ``weight_ih`` ``(k·N, D)`` and
+``weight_hh`` ``(k·N, N)`` with ``k`` gate blocks of ``N = num_units`` rows, so that the fused
+kernels take them as they are. TensorFlow keeps one ``kernel`` ``[D + N, k·N]`` (its first ``D``
+rows multiply the input ``x_t``, its last ``N`` rows the state ``h_{t-1}``) and a ``bias``
+``[k·N]``: :meth:`RNNCell.load_tf_weights` and :meth:`RNNCell.tf_weights` convert between the two.
+Initialisation is TensorFlow's: Glorot-uniform over the whole ``[D + N, k·N]`` kernel, zero biases.
 
 Every cell splits its step in two so that the unroller can hoist work out of the time loop:
 :meth:`RNNCell.project_inputs` computes the input's share of the pre-activations for all time
@@ -15,6 +17,7 @@ steps in one matrix product, and :meth:`RNNCell.step` does the recurrent rest.
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from typing import Callable, Sequence
 
@@ -53,8 +56,10 @@ class RNNCell(nn.Module):
         from the input's last dimension, as TensorFlow does. Create the optimizer after that.
     """
 
-    #: How many blocks of ``num_units`` columns the kernel has.
+    #: How many blocks of ``num_units`` rows the weights have.
     num_blocks = 1
+    #: TensorFlow's block order, as indices of our blocks (None: the same order).
+    tf_block_order: tuple[int, ...] | None = None
 
     def __init__(self, num_units: int, input_size: int | None = None):
         super().__init__()
@@ -95,43 +100,83 @@ class RNNCell(nn.Module):
         return dtype, device
 
     # -- weights --------------------------------------------------------------------------
-    def build(self, input_size: int, dtype: torch.dtype | None = None, device=None) -> None:
-        """Create the weights for inputs of size ``input_size`` (idempotent)."""
+    def _check_build(self, input_size) -> bool:
+        """True when the weights must still be made; raises if built for another size."""
         if self.built:
             if input_size != self.input_size:
                 raise ValueError(
                     f"{type(self).__name__} was built for inputs of size {self.input_size}, "
                     f"got inputs of size {input_size}"
                 )
-            return
+            return False
         if int(input_size) < 1:
             raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+        return True
+
+    def build(self, input_size: int, dtype: torch.dtype | None = None, device=None) -> None:
+        """Create the weights for inputs of size ``input_size`` (idempotent)."""
+        if not self._check_build(input_size):
+            return
         self.input_size = int(input_size)
         factory = {"dtype": dtype, "device": device}
-        depth = self.input_size + self.num_units
-        self.kernel = nn.Parameter(torch.empty(depth, self.num_blocks * self.num_units, **factory))
-        self.bias = nn.Parameter(torch.empty(self.num_blocks * self.num_units, **factory))
+        rows = self.num_blocks * self.num_units
+        self.weight_ih = nn.Parameter(torch.empty(rows, self.input_size, **factory))
+        self.weight_hh = nn.Parameter(torch.empty(rows, self.num_units, **factory))
+        self.bias = nn.Parameter(torch.empty(rows, **factory))
+        # The fused kernels want a recurrent bias too; ours is a constant (see fused_layer).
+        self.register_buffer("recurrent_bias_constant", self._recurrent_bias_constant(factory),
+                             persistent=False)
         self.reset_parameters()
 
+    def _recurrent_bias_constant(self, factory) -> torch.Tensor:
+        return torch.zeros(self.num_blocks * self.num_units, **factory)
+
     def reset_parameters(self) -> None:
-        """Glorot-uniform kernel, zero bias (TensorFlow's defaults)."""
-        nn.init.xavier_uniform_(self.kernel)
+        """TensorFlow's defaults: Glorot-uniform over the whole ``[D + N, k·N]`` kernel, zero bias."""
+        fan_in, fan_out = self.input_size + self.num_units, self.num_blocks * self.num_units
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        nn.init.uniform_(self.weight_ih, -limit, limit)
+        nn.init.uniform_(self.weight_hh, -limit, limit)
         nn.init.zeros_(self.bias)
+
+    def _reorder_blocks(self, tensor: torch.Tensor, order) -> torch.Tensor:
+        """Permute the ``num_blocks`` blocks of ``tensor``'s first dimension."""
+        if order is None:
+            return tensor
+        return torch.cat([tensor.narrow(0, block * self.num_units, self.num_units) for block in order])
 
     def load_tf_weights(self, kernel, bias) -> None:
         """Copy TensorFlow's ``kernel`` ``[D + N, k·N]`` and ``bias`` ``[k·N]`` into this cell."""
         kernel = np.asarray(kernel)
         if not self.built:
             self.build(kernel.shape[0] - self.num_units)
+        depth, rows = self.input_size + self.num_units, self.num_blocks * self.num_units
+        kernel = _as_parameter_data(kernel, (depth, rows), "kernel", self.weight_ih)
+        bias = _as_parameter_data(bias, (rows,), "bias", self.bias)
+        # TensorFlow's block order -> ours: invert tf_block_order (ours[i] = tf[order[i]]).
+        order = self.tf_block_order
         with torch.no_grad():
-            self.kernel.copy_(_as_parameter_data(kernel, self.kernel.shape, "kernel", self.kernel))
-            self.bias.copy_(_as_parameter_data(bias, self.bias.shape, "bias", self.bias))
+            self.weight_ih.copy_(self._reorder_blocks(kernel[: self.input_size].t(), order))
+            self.weight_hh.copy_(self._reorder_blocks(kernel[self.input_size:].t(), order))
+            self.bias.copy_(self._reorder_blocks(bias, order))
+
+    def to_tf_layout(self, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+                     bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tensors in this cell's layout (weights or their gradients) -> TensorFlow's ``(kernel, bias)``."""
+        order = self.tf_block_order
+        if order is not None:
+            order = [order.index(block) for block in range(self.num_blocks)]
+        kernel = torch.cat([weight_ih, weight_hh], dim=1)  # (k·N, D + N)
+        return self._reorder_blocks(kernel, order).t(), self._reorder_blocks(bias, order)
+
+    def tf_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This cell's weights as TensorFlow's ``kernel`` ``[D + N, k·N]`` and ``bias``."""
+        return self.to_tf_layout(self.weight_ih.detach(), self.weight_hh.detach(), self.bias.detach())
 
     # -- computation ----------------------------------------------------------------------
     def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The input's share of the pre-activations: ``x W_x + b``, ``(..., D) -> (..., k·N)``."""
-        return torch.addmm(self.bias, inputs.reshape(-1, self.input_size),
-                           self.kernel[: self.input_size]).view(*inputs.shape[:-1], -1)
+        """The input's share of the pre-activations: ``x W_ih^T + b``, ``(..., D) -> (..., k·N)``."""
+        return F.linear(inputs, self.weight_ih, self.bias)
 
     def step(self, projected: torch.Tensor, state):
         """One step from projected inputs ``(B, k·N)`` and the previous state."""
@@ -154,13 +199,14 @@ class RNNCell(nn.Module):
 
 
 class BasicRNNCell(RNNCell):
-    """The vanilla RNN cell of the lecture (TensorFlow's ``BasicRNNCell``).
+    r"""The vanilla RNN cell of the lecture (TensorFlow's ``BasicRNNCell``).
 
     .. math::
 
-        h_t = \\tanh(W_{hh} h_{t-1} + W_{xh} x_t + b) = \\tanh([x_t, h_{t-1}]\\,W + b)
+        h_t = \tanh(W_{hh} h_{t-1} + W_{xh} x_t + b)
 
-    The output is the new state ``h_t``. ``kernel``: ``[D + N, N]``, ``bias``: ``[N]``.
+    TensorFlow writes it ``tanh([x_t, h_{t-1}] kernel + bias)``. The output is the new state.
+    ``weight_ih`` ``(N, D)`` is ``W_{xh}``, ``weight_hh`` ``(N, N)`` is ``W_{hh}``, ``bias`` ``(N,)``.
 
     Parameters
     ----------
@@ -176,7 +222,7 @@ class BasicRNNCell(RNNCell):
         self.activation = activation
 
     def step(self, projected, state):
-        h = self.activation(torch.addmm(projected, state, self.kernel[self.input_size:]))
+        h = self.activation(torch.addmm(projected, state, self.weight_hh.t()))
         return h, h
 
     def fused_layer(self):
@@ -184,35 +230,52 @@ class BasicRNNCell(RNNCell):
         mode = modes.get(self.activation)
         if mode is None:
             return None
-        zeros = torch.zeros_like(self.bias)
-        return FusedLayer(mode, self.kernel[: self.input_size].t(),
-                          self.kernel[self.input_size:].t(), self.bias, zeros)
+        return FusedLayer(mode, self.weight_ih, self.weight_hh, self.bias, self.recurrent_bias_constant)
 
 
 class BasicLSTMCell(RNNCell):
-    """The LSTM cell of the lecture (TensorFlow's ``BasicLSTMCell``).
-
-    The kernel's ``4N`` columns are four blocks in the order i, j, f, o:
+    r"""The LSTM cell of the lecture (TensorFlow's ``BasicLSTMCell``).
 
     .. math::
 
-        [i, j, f, o] &= [x_t, h_{t-1}]\\,W + b \\\\
-        c_t &= c_{t-1}\\,\\sigma(f + \\text{forget\\_bias}) + \\sigma(i)\\tanh(j) \\\\
-        h_t &= \\tanh(c_t)\\,\\sigma(o)
+        i, f, g, o &= \text{blocks of } W_{ih} x_t + W_{hh} h_{t-1} + b \\
+        c_t &= c_{t-1}\,\sigma(f + \text{forget\_bias}) + \sigma(i)\tanh(g) \\
+        h_t &= \tanh(c_t)\,\sigma(o)
 
     ``forget_bias`` (1.0) is added at run time; it is not part of the stored ``bias``.
     The state is :class:`LSTMStateTuple` ``(c, h)``; the output is ``h_t``.
-    ``kernel``: ``[D + N, 4N]``, ``bias``: ``[4N]``.
+    ``weight_ih`` ``(4N, D)``, ``weight_hh`` ``(4N, N)`` and ``bias`` ``(4N,)`` hold the blocks in
+    PyTorch's order i, f, g, o; TensorFlow's kernel orders them i, j, f, o (``j`` is ``g``).
     """
 
     num_blocks = 4
+    tf_block_order = (0, 2, 1, 3)  # ours (i, f, g, o) from TensorFlow's (i, j, f, o)
 
     def __init__(self, num_units: int, input_size: int | None = None, forget_bias: float = 1.0,
                  state_is_tuple: bool = True):
         if not state_is_tuple:
             raise ValueError("only state_is_tuple=True is supported (TensorFlow deprecated False)")
+        self._forget_bias = float(forget_bias)
         super().__init__(num_units, input_size)
-        self.forget_bias = float(forget_bias)
+
+    @property
+    def forget_bias(self) -> float:
+        """Added to the forget gate's pre-activation at run time."""
+        return self._forget_bias
+
+    @forget_bias.setter
+    def forget_bias(self, value: float) -> None:
+        self._forget_bias = float(value)
+        if self.built:
+            with torch.no_grad():
+                self.recurrent_bias_constant.copy_(self._recurrent_bias_constant({}))
+
+    def _recurrent_bias_constant(self, factory):
+        # The fused kernels add a second bias vector; forget_bias rides in it, so no op is
+        # spent adding it to the trained bias on every call.
+        constant = torch.zeros(4 * self.num_units, **factory)
+        constant[self.num_units: 2 * self.num_units] = self._forget_bias
+        return constant
 
     @property
     def state_size(self):
@@ -224,32 +287,24 @@ class BasicLSTMCell(RNNCell):
 
     def step(self, projected, state):
         c, h = state
-        gates = torch.addmm(projected, h, self.kernel[self.input_size:])  # (B, 4N)
-        i, j, f, o = gates.chunk(4, dim=1)
-        new_c = c * torch.sigmoid(f + self.forget_bias) + torch.sigmoid(i) * torch.tanh(j)
+        gates = torch.addmm(projected, h, self.weight_hh.t())  # (B, 4N)
+        i, f, g, o = gates.chunk(4, dim=1)
+        new_c = c * torch.sigmoid(f + self._forget_bias) + torch.sigmoid(i) * torch.tanh(g)
         new_h = torch.tanh(new_c) * torch.sigmoid(o)
         return new_h, LSTMStateTuple(new_c, new_h)
 
     def fused_layer(self):
-        n = self.num_units
-        # PyTorch orders the blocks (i, f, g, o); TensorFlow (i, j, f, o) with j = g.
-        order = torch.cat([torch.arange(0, n), torch.arange(2 * n, 3 * n),
-                           torch.arange(n, 2 * n), torch.arange(3 * n, 4 * n)]).to(self.bias.device)
-        kernel = self.kernel.index_select(1, order)
-        forget = torch.zeros(4 * n, dtype=self.bias.dtype, device=self.bias.device)
-        forget[n: 2 * n] = self.forget_bias
-        return FusedLayer("lstm", kernel[: self.input_size].t(), kernel[self.input_size:].t(),
-                          self.bias.index_select(0, order) + forget, torch.zeros_like(self.bias))
+        return FusedLayer("lstm", self.weight_ih, self.weight_hh, self.bias, self.recurrent_bias_constant)
 
 
 class GRUCell(RNNCell):
-    """TensorFlow 1's GRU cell: the reset gate acts on the state BEFORE its matrix product.
+    r"""TensorFlow 1's GRU cell: the reset gate acts on the state BEFORE its matrix product.
 
     .. math::
 
-        [r, u] &= \\sigma([x_t, h_{t-1}]\\,W_g + b_g) \\\\
-        c &= \\tanh([x_t, r\\,h_{t-1}]\\,W_c + b_c) \\\\
-        h_t &= u\\,h_{t-1} + (1 - u)\\,c
+        [r, u] &= \sigma([x_t, h_{t-1}]\,W_g + b_g) \\
+        c &= \tanh([x_t, r\,h_{t-1}]\,W_c + b_c) \\
+        h_t &= u\,h_{t-1} + (1 - u)\,c
 
     ``gate_kernel``: ``[D + N, 2N]``, ``gate_bias``: ``[2N]`` initialised to 1.0 (TensorFlow's
     choice: start by remembering), ``candidate_kernel``: ``[D + N, N]``, ``candidate_bias``:
@@ -288,6 +343,11 @@ class GRUCell(RNNCell):
                 target = getattr(self, name)
                 target.copy_(_as_parameter_data(value, target.shape, name, target))
 
+    def tf_weights(self):
+        """The four TensorFlow tensors: gate kernel and bias, candidate kernel and bias."""
+        return tuple(t.detach() for t in (self.gate_kernel, self.gate_bias,
+                                            self.candidate_kernel, self.candidate_bias))
+
     def project_inputs(self, inputs):
         d = self.input_size
         kernel = torch.cat([self.gate_kernel[:d], self.candidate_kernel[:d]], dim=1)
@@ -304,18 +364,19 @@ class GRUCell(RNNCell):
 
 
 class ResetAfterGRUCell(RNNCell):
-    """The GRU of cuDNN and ``torch.nn.GRU``: the reset gate acts AFTER the state's product.
+    r"""The GRU of cuDNN and ``torch.nn.GRU``: the reset gate acts AFTER the state's product.
 
     .. math::
 
-        [a_r, a_u, a_c] &= x_t W_x + b_x, \\qquad [g_r, g_u, g_c] = h_{t-1} W_h + b_h \\\\
-        r &= \\sigma(a_r + g_r), \\qquad u = \\sigma(a_u + g_u) \\\\
-        c &= \\tanh(a_c + r\\,g_c) \\\\
-        h_t &= u\\,h_{t-1} + (1 - u)\\,c
+        [a_r, a_u, a_c] &= W_{ih} x_t + b_{ih}, \qquad [g_r, g_u, g_c] = W_{hh} h_{t-1} + b_{hh} \\
+        r &= \sigma(a_r + g_r), \qquad u = \sigma(a_u + g_u) \\
+        c &= \tanh(a_c + r\,g_c) \\
+        h_t &= u\,h_{t-1} + (1 - u)\,c
 
     This is Keras' ``GRU(reset_after=True)``; it runs on the fused kernels.
-    ``kernel``: ``[D + N, 3N]`` (blocks r, u, c; input rows then state rows),
-    ``bias``: ``[3N]`` for the input, ``recurrent_bias``: ``[3N]`` for the state, both zeros.
+    ``weight_ih`` ``(3N, D)`` and ``weight_hh`` ``(3N, N)`` hold the blocks r, u, c (PyTorch's
+    r, z, n); ``bias`` ``(3N,)`` is the input's bias and ``recurrent_bias`` ``(3N,)`` the state's,
+    both zeros at first.
     """
 
     num_blocks = 3
@@ -335,19 +396,21 @@ class ResetAfterGRUCell(RNNCell):
         kernel, recurrent_kernel, bias = map(np.asarray, (kernel, recurrent_kernel, bias))
         if not self.built:
             self.build(kernel.shape[0])
-        order = np.r_[self.num_units:2 * self.num_units, 0:self.num_units,
-                      2 * self.num_units:3 * self.num_units]
-        if bias.shape != (2, 3 * self.num_units):
-            raise ValueError(f"bias must have shape [2, {3 * self.num_units}], got {list(bias.shape)}")
-        stacked = np.concatenate([kernel, recurrent_kernel], axis=0)[:, order]
-        super().load_tf_weights(stacked, bias[0][order])
+        n = self.num_units
+        order = np.r_[n:2 * n, 0:n, 2 * n:3 * n]  # Keras (u, r, c) -> ours (r, u, c)
+        shapes = {"kernel": (kernel, (self.input_size, 3 * n)), "recurrent_kernel": (recurrent_kernel, (n, 3 * n)),
+                  "bias": (bias, (2, 3 * n))}
+        for name, (array, shape) in shapes.items():
+            if array.shape != shape:
+                raise ValueError(f"{name} must have shape {list(shape)}, got {list(array.shape)}")
         with torch.no_grad():
-            self.recurrent_bias.copy_(_as_parameter_data(
-                bias[1][order], self.recurrent_bias.shape, "bias[1]", self.recurrent_bias))
+            for target, value in [(self.weight_ih, kernel[:, order].T), (self.weight_hh, recurrent_kernel[:, order].T),
+                                  (self.bias, bias[0][order]), (self.recurrent_bias, bias[1][order])]:
+                target.copy_(torch.as_tensor(np.ascontiguousarray(value), dtype=target.dtype))
 
     def step(self, projected, state):
         n = self.num_units
-        recurrent = torch.addmm(self.recurrent_bias, state, self.kernel[self.input_size:])
+        recurrent = torch.addmm(self.recurrent_bias, state, self.weight_hh.t())  # (B, 3N)
         a_r, a_u, a_c = projected.split(n, dim=1)
         g_r, g_u, g_c = recurrent.split(n, dim=1)
         r = torch.sigmoid(a_r + g_r)
@@ -357,8 +420,7 @@ class ResetAfterGRUCell(RNNCell):
         return h, h
 
     def fused_layer(self):
-        return FusedLayer("gru", self.kernel[: self.input_size].t(),
-                          self.kernel[self.input_size:].t(), self.bias, self.recurrent_bias)
+        return FusedLayer("gru", self.weight_ih, self.weight_hh, self.bias, self.recurrent_bias)
 
 
 class MultiRNNCell(RNNCell):
@@ -421,6 +483,10 @@ class MultiRNNCell(RNNCell):
             raise ValueError(f"expected weights for {len(self.cells)} layers, got {len(weights)}")
         for cell, layer_weights in zip(self.cells, weights):
             cell.load_tf_weights(*layer_weights)
+
+    def tf_weights(self):
+        """One entry per layer, as each layer's :meth:`RNNCell.tf_weights` gives it."""
+        return [cell.tf_weights() for cell in self.cells]
 
     def project_inputs(self, inputs):
         return self.cells[0].project_inputs(inputs)

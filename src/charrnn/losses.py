@@ -31,7 +31,10 @@ def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Te
         weights = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
         if weights.shape != targets.shape:
             raise ValueError(f"weights must be {list(targets.shape)}, got {list(weights.shape)}")
-    cross_entropy = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T)
+    batch, steps, classes = logits.shape
+    # Flat (B·T, C) rows: much faster than cross_entropy's (B, C, T) layout, forward and back.
+    cross_entropy = F.cross_entropy(logits.reshape(batch * steps, classes), targets.reshape(-1),
+                                    reduction="none").view(batch, steps)  # (B, T)
     weighted = cross_entropy * weights
     if average_across_timesteps and average_across_batch:
         return weighted.sum() / (weights.sum() + _EPSILON)
