@@ -14,7 +14,7 @@ import sys
 from charrnn.errors import CharRNNError
 
 #: Subcommand modules, in the order ``charrnn --help`` lists them.
-COMMANDS = ["lecture"]
+COMMANDS = ["lecture", "train", "classify", "sample", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ which matters for the lecture's tiny models; the parity tests guard the private 
 from __future__ import annotations
 
 import warnings
+from collections import namedtuple
 
 import torch
 from torch import _VF
@@ -101,3 +102,70 @@ def run_fused(cell: RNNCell, layers: list[FusedLayer], inputs: torch.Tensor,
         initial = hidden if is_lstm else (hidden,)
         final = [torch.where(empty.view(1, batch, 1), h0, h) for h0, h in zip(initial, final)]
     return outputs, _from_kernel_state(tuple(final) if is_lstm else final[0], is_stack, is_lstm)
+
+
+# -- one step at a time, for inference (sampling) ------------------------------------------------
+#: PyTorch's one-step kernels, the ones ``nn.LSTMCell`` and kin call. For a single step they are
+#: much faster on CPU than the sequence kernels above, whose oneDNN path re-lays the weights out
+#: on every call.
+_STEP_KERNELS = {"lstm": _VF.lstm_cell, "gru": _VF.gru_cell, "rnn_tanh": _VF.rnn_tanh_cell,
+                 "rnn_relu": _VF.rnn_relu_cell}
+
+
+class InferenceLayers(namedtuple("InferenceLayers", "mode weights")):
+    """A cell stack's weights in PyTorch's layout, converted once, to run one step at a time.
+
+    ``mode`` is a :class:`~charrnn.cells.FusedLayer` mode; ``weights`` holds, per layer, the
+    contiguous ``(weight_ih (k·N, D), weight_hh (k·N, N), bias_ih (k·N,), bias_hh (k·N,))``.
+    The tensors are detached copies: later changes to the cells' parameters do not reach them.
+    """
+
+
+def inference_layers(cell: RNNCell) -> InferenceLayers | None:
+    """The layers of ``cell`` (a standard cell or a stack) for :func:`step_layers`, or None
+    when they have no fused form (TensorFlow 1's ``gru``, a mixed stack)."""
+    layers = fused_layers(cell)
+    if layers is None:
+        return None
+    with torch.no_grad():
+        weights = tuple(tuple(tensor.detach().clone().contiguous()
+                              for tensor in (layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh))
+                        for layer in layers)
+    return InferenceLayers(layers[0].mode, weights)
+
+
+def step_layers(layers: InferenceLayers, inputs: torch.Tensor, hidden: list) -> torch.Tensor:
+    """Advance every layer one step: ``inputs`` ``(B, D)`` -> the top layer's output ``(B, N)``.
+
+    ``hidden`` holds each layer's state in the kernels' form, ``(h, c)`` for an LSTM and ``h``
+    otherwise (each ``(B, N)``); it is updated in place. No dropout: this is for inference.
+    """
+    kernel = _STEP_KERNELS[layers.mode]
+    is_lstm = layers.mode == "lstm"
+    output = inputs
+    for layer, weights in enumerate(layers.weights):
+        if is_lstm:
+            h, c = kernel(output, hidden[layer], *weights)
+            hidden[layer] = (h, c)
+            output = h
+        else:
+            output = kernel(output, hidden[layer], *weights)
+            hidden[layer] = output
+    return output
+
+
+def to_step_state(state, mode: str, is_stack: bool) -> list:
+    """Our state (a cell's, or a stack's tuple of them) -> the per-layer list of :func:`step_layers`."""
+    layer_states = state if is_stack else (state,)
+    if mode == "lstm":
+        return [(layer_state.h, layer_state.c) for layer_state in layer_states]
+    return list(layer_states)
+
+
+def from_step_state(hidden: list, mode: str, is_stack: bool):
+    """The per-layer list of :func:`step_layers` -> our state structure."""
+    if mode == "lstm":
+        layer_states = tuple(LSTMStateTuple(c, h) for h, c in hidden)
+    else:
+        layer_states = tuple(hidden)
+    return layer_states if is_stack else layer_states[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -22,6 +23,9 @@ class CharLMConfig:
     num_layers: int = 2
     embedding_size: int = 64
     dropout: float = 0.0
+    #: Added to the LSTM's forget gate: TensorFlow's 1.0 by default. The trainer uses 0.0 (what
+    #: ``torch.nn.LSTM`` amounts to), which learns markedly faster in a short run on characters.
+    forget_bias: float = 1.0
 
     def __post_init__(self):
         if self.cell not in CELL_TYPES:
@@ -32,6 +36,9 @@ class CharLMConfig:
                 raise CharRNNError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise CharRNNError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, (int, float)) \
+                or not math.isfinite(self.forget_bias):
+            raise CharRNNError(f"forget-bias must be a finite number, got {self.forget_bias!r}")
 
     def to_dict(self) -> dict:
         """Plain values for JSON."""
@@ -52,6 +59,7 @@ class CharLM(nn.Module):
 
     ``ids`` ``(B, T)`` → embedding ``(B, T, E)`` → stack of ``num_layers`` cells with
     ``hidden_size`` units, dropout between layers → dropout → dense → logits ``(B, T, V)``.
+    An LSTM's forget gate gets ``config.forget_bias``.
     The stack runs on PyTorch's fused kernels when the cell type has a fused form
     (``lstm``, ``rnn``, ``gru-reset-after``); TensorFlow 1's ``gru`` runs step by step.
     """
@@ -61,8 +69,11 @@ class CharLM(nn.Module):
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         input_sizes = [config.embedding_size] + [config.hidden_size] * (config.num_layers - 1)
-        self.rnn = MultiRNNCell([make_cell(config.cell, config.hidden_size, size) for size in input_sizes],
-                                dropout=config.dropout)
+        cells = [make_cell(config.cell, config.hidden_size, size) for size in input_sizes]
+        for cell in cells:
+            if hasattr(cell, "forget_bias"):  # the LSTM's
+                cell.forget_bias = float(config.forget_bias)
+        self.rnn = MultiRNNCell(cells, dropout=config.dropout)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 

@@ -1,0 +1,205 @@
+"""Benchmark: sampling speed and memory of :func:`charrnn.sampling.sample` (issue 3).
+
+Targets: >= 20,000 characters/s from a 2x512 LSTM (batch 1) on 2 CPU cores, memory flat in
+the length.
+
+Usage::
+
+    python bench/bench_sample.py [--threads 1 2] [--characters 20000] [--rounds 3]
+                                 [--memory-lengths 10000 100000] [--out FILE.json]
+
+A 2x512 LSTM language model with random weights (65 characters, embedding 64: the shape of a
+tinyshakespeare model) samples at temperature 1. In the same run, for each thread count, and
+interleaved round by round so that a busy machine slows both alike:
+
+- ``charrnn``: our sampler, consuming the character stream;
+- ``reference``: the naive loop a user writes, ``nn.Embedding`` -> ``nn.LSTM`` (one step,
+  state carried) -> ``nn.Linear`` -> softmax -> ``torch.multinomial`` per character;
+- ``floor``: the matrix-vector products of one character alone (every weight read once), the
+  bound no float32 sampler of this model passes on the machine: the gap to it is our overhead.
+
+Each rate is the best of ``--rounds`` (another process can only slow a round down). Then the
+memory check: resident memory (VmRSS) before and after streaming 10k characters, and before
+and after 100k; flat means the 100k run grows it by less than 4 MB.
+
+Results print as a table with ratios (ours / 20,000 target, ours / reference) and go to
+``bench/results/sample-<time>.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from charrnn.model import CharLM, CharLMConfig
+from charrnn.sampling import make_generator, sample
+from charrnn.vocabulary import Vocabulary
+
+TARGET_CHARACTERS_PER_SECOND = 20_000
+#: The memory check passes when streaming the long length grows resident memory by less.
+FLAT_MEMORY_SLACK_MB = 4.0
+VOCABULARY = Vocabulary([chr(code) for code in range(32, 32 + 64)] + ["\n"])  # 65 characters
+HIDDEN_SIZE, NUM_LAYERS, EMBEDDING_SIZE = 512, 2, 64
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def build_models(seed: int = 0):
+    """Our model and the reference's modules, both with random weights (speed only)."""
+    torch.manual_seed(seed)
+    config = CharLMConfig(vocab_size=VOCABULARY.size, cell="lstm", hidden_size=HIDDEN_SIZE,
+                          num_layers=NUM_LAYERS, embedding_size=EMBEDDING_SIZE)
+    ours = CharLM(config).eval()
+    reference = nn.ModuleDict({
+        "embedding": nn.Embedding(VOCABULARY.size, EMBEDDING_SIZE),
+        "lstm": nn.LSTM(EMBEDDING_SIZE, HIDDEN_SIZE, NUM_LAYERS, batch_first=True),
+        "head": nn.Linear(HIDDEN_SIZE, VOCABULARY.size),
+    }).eval()
+    return ours, reference
+
+
+def rate_ours(model, characters: int, seed: int) -> float:
+    """Characters per second of our sampler, streaming ``characters`` of them."""
+    start = time.perf_counter()
+    count = 0
+    for _ in sample(model, VOCABULARY, prime="\n", length=characters, generator=make_generator(seed)):
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def rate_reference(modules, characters: int, seed: int) -> float:
+    """Characters per second of the naive ``nn.LSTM``-per-character loop."""
+    generator = make_generator(seed)
+    ids = torch.tensor([[VOCABULARY.index["\n"]]])  # (1, 1)
+    state = None
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(characters):
+            outputs, state = modules["lstm"](modules["embedding"](ids), state)  # (1, 1, N)
+            logits = modules["head"](outputs[:, -1])  # (1, V)
+            ids = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (1, 1)
+            VOCABULARY.characters[ids.item()]
+    return characters / (time.perf_counter() - start)
+
+
+def rate_floor(model, characters: int) -> float:
+    """Characters per second of the matrix-vector products alone (the LSTM's weights, read once
+    per character): what no sampler of this model in float32 can beat on this machine."""
+    from charrnn.fused import inference_layers
+
+    weights = [(layer[0], layer[1]) for layer in inference_layers(model.rnn).weights]
+    vectors = [(torch.randn(w_ih.shape[1]), torch.randn(w_hh.shape[1])) for w_ih, w_hh in weights]
+    head = model.head.weight.detach()
+    hidden = torch.randn(head.shape[1])
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(characters):
+            for (w_ih, w_hh), (x, h) in zip(weights, vectors):
+                torch.mv(w_ih, x), torch.mv(w_hh, h)
+            torch.mv(head, hidden)
+    return characters / (time.perf_counter() - start)
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux VmRSS; else the peak, which only grows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def measure_memory(model, lengths: list[int]) -> list[dict]:
+    """Resident memory before and after streaming each length (after a warm-up)."""
+    rate_ours(model, 2000, seed=0)
+    rows = []
+    for length in lengths:
+        before = resident_mb()
+        rate = rate_ours(model, length, seed=1)
+        after = resident_mb()
+        rows.append({"characters": length, "rss_before_mb": round(before, 2), "rss_after_mb": round(after, 2),
+                     "growth_mb": round(after - before, 2), "characters_per_second": round(rate)})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
+    parser.add_argument("--characters", type=int, default=20_000, help="characters per round, ours")
+    parser.add_argument("--reference-characters", type=int, default=2_000, help="characters per round, reference")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory-lengths", type=int, nargs=2, default=[10_000, 100_000])
+    parser.add_argument("--out", type=Path, help="results JSON (default: bench/results/sample-<time>.json)")
+    args = parser.parse_args(argv)
+
+    ours, reference = build_models()
+    load_before = os.getloadavg()
+    print(f"sampling a {NUM_LAYERS}x{HIDDEN_SIZE} LSTM (V={VOCABULARY.size}, E={EMBEDDING_SIZE}), batch 1, "
+          f"on {platform.processor() or platform.machine()} with {os.cpu_count()} CPUs; "
+          f"load average {load_before[0]:.2f} (other processes share the CPUs when above 0)")
+    speed_rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        rate_ours(ours, 500, seed=0), rate_reference(reference, 50, seed=0)  # warm-up
+        ours_rates, reference_rates, floor_rates = [], [], []
+        for round_index in range(args.rounds):
+            ours_rates.append(rate_ours(ours, args.characters, seed=round_index))
+            reference_rates.append(rate_reference(reference, args.reference_characters, seed=round_index))
+            floor_rates.append(rate_floor(ours, args.characters // 4))
+        best, best_reference, floor = max(ours_rates), max(reference_rates), max(floor_rates)
+        speed_rows.append({"threads": threads, "characters_per_second": round(best),
+                           "reference_characters_per_second": round(best_reference),
+                           "matvec_floor_characters_per_second": round(floor),
+                           "ratio_to_floor": round(best / floor, 3),
+                           "all_rounds": [round(rate) for rate in ours_rates],
+                           "ratio_to_target": round(best / TARGET_CHARACTERS_PER_SECOND, 3),
+                           "ratio_to_reference": round(best / best_reference, 2)})
+        print(f"threads {threads}: charrnn {best:10,.0f} chars/s | reference (nn.LSTM per char) "
+              f"{best_reference:8,.0f} chars/s | ours/target {best / TARGET_CHARACTERS_PER_SECOND:5.2f} "
+              f"| ours/reference {best / best_reference:6.1f}x | matrix-vector products alone {floor:8,.0f} "
+              f"chars/s (ours/that {best / floor:.2f})", flush=True)
+
+    torch.set_num_threads(min(args.threads))
+    memory_rows = measure_memory(ours, args.memory_lengths)
+    for row in memory_rows:
+        print(f"memory: {row['characters']:>7,} characters: RSS {row['rss_before_mb']:.1f} -> "
+              f"{row['rss_after_mb']:.1f} MB (growth {row['growth_mb']:+.2f} MB)")
+    flat = memory_rows[-1]["growth_mb"] < FLAT_MEMORY_SLACK_MB
+    best_row = max(speed_rows, key=lambda row: row["characters_per_second"])
+    load_after = os.getloadavg()
+    print(f"SPEED  {'PASS' if best_row['ratio_to_target'] >= 1 else 'FAIL'}: "
+          f"{best_row['characters_per_second']:,} chars/s with {best_row['threads']} thread(s) = "
+          f"{best_row['ratio_to_target']:.2f} x the {TARGET_CHARACTERS_PER_SECOND:,} target, "
+          f"{best_row['ratio_to_reference']:.1f} x the reference (load average {load_after[0]:.2f})")
+    print(f"MEMORY {'PASS' if flat else 'FAIL'}: streaming {memory_rows[-1]['characters']:,} characters grew "
+          f"RSS by {memory_rows[-1]['growth_mb']:+.2f} MB (flat: < {FLAT_MEMORY_SLACK_MB} MB)")
+
+    out = args.out or RESULTS / f"sample-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "sample", "torch": torch.__version__, "cpus": os.cpu_count(),
+        "load_average_before": load_before, "load_average_after": load_after,
+        "model": {"cell": "lstm", "hidden_size": HIDDEN_SIZE, "num_layers": NUM_LAYERS,
+                  "embedding_size": EMBEDDING_SIZE, "vocab_size": VOCABULARY.size},
+        "target_characters_per_second": TARGET_CHARACTERS_PER_SECOND,
+        "speed": speed_rows, "memory": memory_rows, "memory_flat": flat,
+    }, indent=2) + "\n", encoding="utf-8")
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""One classification run from labelled texts to a saved model and its evaluation.
+
+This is what ``charrnn classify train`` calls: evaluate by stratified K-fold or a stratified
+hold-out (duplicates grouped), then keep a final model and write everything to one folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from charrnn.classification.checkpoint import save_classifier
+from charrnn.classification.data import LabeledTexts
+from charrnn.classification.evaluate import EvaluationReport, evaluate_splits
+from charrnn.classification.metrics import format_confusion, save_confusion_png
+from charrnn.classification.splits import StratifiedDuplicateKFold, StratifiedDuplicateShuffleSplit
+from charrnn.classification.train import TrainingOptions, train_classifier
+from charrnn.errors import CharRNNError
+from charrnn.files import atomic_write, write_json
+
+
+def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | None = None,
+                       test_size: float = 0.2, options: TrainingOptions | None = None,
+                       log: Callable[[str], None] | None = None, **model_settings) -> EvaluationReport:
+    """Evaluate a classifier of ``data``, keep a final model, and save both into ``out``.
+
+    With ``cv=K`` the scores come from stratified K-fold cross-validation and the saved model
+    is then trained on all the data. Otherwise one stratified hold-out split of ``test_size``
+    is scored and the saved model is the one trained on its train side. Exact duplicates stay
+    on one side of every split either way.
+
+    ``out`` receives the checkpoint (``config.json``, ``vocab.json``, ``labels.json``,
+    ``model.safetensors``), ``evaluation.json``, ``report.txt``, ``confusion.txt`` and
+    ``confusion.png``. ``model_settings`` are :func:`train_classifier`'s model arguments
+    (``cell``, ``hidden_size``, ``num_layers``, ``embedding_size``, ``dropout``).
+    """
+    options = options or TrainingOptions()
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
+    except (FileExistsError, NotADirectoryError):
+        raise CharRNNError(f"{out}: exists and is not a folder") from None
+    except OSError as error:
+        raise CharRNNError(f"{out}: cannot create the output folder ({error.strerror})") from None
+
+    last = None  # the hold-out keeps the model it scored
+
+    def fit(part: LabeledTexts):
+        nonlocal last
+        last = train_classifier(part.texts, part.labels, data.classes, options=options, log=log,
+                                **model_settings)
+        return last
+
+    if cv is not None:
+        splitter = StratifiedDuplicateKFold(cv, shuffle=True, random_state=options.seed)
+        method = f"stratified {cv}-fold cross-validation (copies of a text share a fold)"
+    else:
+        splitter = StratifiedDuplicateShuffleSplit(1, test_size=test_size, random_state=options.seed)
+        method = f"stratified hold-out, test size {test_size:g} (copies of a text share a side)"
+    report = evaluate_splits(data, splitter, fit, method, log)
+
+    if cv is not None:
+        if log is not None:
+            log(f"final model: training on all {len(data)} texts")
+        final, trained_on = fit(data), f"all {len(data)} texts (after cross-validation)"
+    else:
+        final = last
+        trained_on = f"the hold-out's train side, {report.folds[0]['train_size']} texts"
+    report.final_model_trained_on = trained_on
+    save_classifier(final, out)
+    write_json(out / "evaluation.json", {**report.to_dict(), "model": final.model.config.to_dict(),
+                                         "training": asdict(options)})
+    atomic_write(out / "report.txt", report.format() + "\n")
+    atomic_write(out / "confusion.txt", format_confusion(report.summary["confusion"], data.classes) + "\n")
+    save_confusion_png(report.summary["confusion"], data.classes, out / "confusion.png",
+                       title=f"Confusion matrix ({'%d-fold CV' % cv if cv else 'hold-out'})")
+    return report

@@ -1,0 +1,172 @@
+"""``charrnn classify train|predict``: classify whole texts (names, words, lines) by their characters.
+
+A thin layer over :func:`charrnn.classification.train_and_evaluate` and
+:func:`charrnn.classification.load_classifier`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from charrnn.cells import CELL_TYPES
+from charrnn.errors import CharRNNError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _folds(text: str) -> int:
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, got {value}")
+    return value
+
+
+def _error(parser: argparse.ArgumentParser):
+    def error(message: str) -> None:
+        """argparse's errors as one line, like every other error of charrnn."""
+        print(f"charrnn: error: {parser.prog.removeprefix('charrnn ')}: {message}", file=sys.stderr)
+        sys.exit(2)
+    return error
+
+
+def add_parser(subparsers) -> None:
+    """Register ``charrnn classify`` with its ``train`` and ``predict`` subcommands."""
+    from charrnn.classification.train import DECAYS, TrainingOptions
+
+    defaults = TrainingOptions()
+    parser = subparsers.add_parser(
+        "classify", help="classify texts by their characters (train, predict)",
+        description="Character-level sequence classification with stratified evaluation.")
+    parser.error = _error(parser)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    train = actions.add_parser(
+        "train", help="evaluate and train a classifier",
+        description="Train a classifier on DATA: a folder of <label>.txt files (one example per "
+                    "line) or a CSV/TSV file. Scores come from stratified K-fold cross-validation "
+                    "(--cv K; the saved model is then trained on all the data) or a stratified "
+                    "hold-out (--test-size; the saved model is the one trained on the train side). "
+                    "Copies of the same text always stay on one side of a split. --out receives "
+                    "the model (config.json, vocab.json, labels.json, model.safetensors), "
+                    "report.txt, evaluation.json, confusion.txt and confusion.png.")
+    train.error = _error(train)
+    train.add_argument("data", metavar="DATA", help="folder of <label>.txt files, or a .csv/.tsv file")
+    train.add_argument("--out", metavar="DIR", help="output folder (default: runs/classify-<DATA name>)")
+    train.add_argument("--text-column", default="text", help="CSV/TSV column holding the texts (default: text)")
+    train.add_argument("--label-column", default="label", help="CSV/TSV column holding the labels (default: label)")
+    split = train.add_mutually_exclusive_group()
+    split.add_argument("--cv", type=_folds, metavar="K", help="stratified K-fold cross-validation")
+    split.add_argument("--test-size", type=float, default=0.2, metavar="F",
+                       help="share of the distinct texts held out for testing when --cv is not given (default: 0.2)")
+    train.add_argument("--class-weight", choices=["balanced", "none"], default="none",
+                       help="balanced: weight each class's loss by n / (classes · class size) (default: none)")
+    train.add_argument("--balanced-sampler", action="store_true",
+                       help="draw training batches with every class equally likely")
+    train.add_argument("--cell", choices=sorted(CELL_TYPES), default="lstm",
+                       help="cell type (default: lstm; gru-reset-after is the fast GRU)")
+    train.add_argument("--hidden-size", type=_positive, default=128, metavar="N", help="units per layer (default: 128)")
+    train.add_argument("--num-layers", type=_positive, default=1, metavar="N", help="stacked layers (default: 1)")
+    train.add_argument("--embedding-size", type=_positive, default=32, metavar="N",
+                       help="character embedding size (default: 32)")
+    train.add_argument("--dropout", type=float, default=0.0,
+                       help="dropout between layers and before the output (default: 0)")
+    train.add_argument("--epochs", type=_positive, default=defaults.epochs,
+                       help=f"passes over the training texts (default: {defaults.epochs})")
+    train.add_argument("--batch-size", type=_positive, default=defaults.batch_size, metavar="N",
+                       help=f"texts per batch (default: {defaults.batch_size})")
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate, metavar="RATE",
+                       help=f"Adam's peak learning rate (default: {defaults.learning_rate:g})")
+    train.add_argument("--decay", choices=DECAYS, default=defaults.decay,
+                       help=f"learning-rate decay to a tenth of the peak (default: {defaults.decay})")
+    train.add_argument("--weight-decay", type=float, default=defaults.weight_decay, metavar="W",
+                       help="decoupled weight decay (AdamW) when above 0 (default: 0)")
+    train.add_argument("--grad-clip", type=float, default=defaults.grad_clip, metavar="NORM",
+                       help=f"clip the gradient's global norm (0: off; default: {defaults.grad_clip:g})")
+    train.add_argument("--seed", type=int, default=defaults.seed,
+                       help=f"random seed for splits and training (default: {defaults.seed})")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    train.add_argument("--threads", type=_positive, metavar="N", help="CPU threads (default: PyTorch's choice)")
+    train.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    train.set_defaults(run=run_train)
+
+    predict = actions.add_parser(
+        "predict", help="label texts with a trained classifier",
+        description="Print the top-k labels of each text with their probabilities: one line per "
+                    "text, TEXT<tab>LABEL PROBABILITY<tab>...")
+    predict.error = _error(predict)
+    predict.add_argument("checkpoint", metavar="CHECKPOINT", help="folder written by 'charrnn classify train'")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    predict.add_argument("--file", metavar="F", help="also classify each non-blank line of F ('-': standard input)")
+    predict.add_argument("--top-k", type=_positive, default=3, metavar="K",
+                         help="labels to show per text (default: 3, at most the number of classes)")
+    predict.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
+    predict.set_defaults(run=run_predict)
+
+
+def run_train(args) -> int:
+    """Evaluate, train and save a classifier; print the report."""
+    import torch
+
+    from charrnn.classification import TrainingOptions, load_dataset, train_and_evaluate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = TrainingOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                              decay=args.decay, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+                              class_weight=None if args.class_weight == "none" else args.class_weight,
+                              balanced_sampler=args.balanced_sampler, seed=args.seed, device=args.device)
+    data = load_dataset(args.data, args.text_column, args.label_column)
+    out = Path(args.out) if args.out else Path("runs") / f"classify-{Path(args.data).resolve().stem}"
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if log is not None:
+        counts = ", ".join(f"{label} {count}" for label, count in data.class_counts().items())
+        log(f"{args.data}: {len(data)} texts in {len(data.classes)} classes ({counts})")
+    report = train_and_evaluate(data, out, cv=args.cv, test_size=args.test_size, options=options, log=log,
+                                cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                                embedding_size=args.embedding_size, dropout=args.dropout)
+    print(report.format())
+    print(f"saved to {out}/ (report.txt, evaluation.json, confusion.txt, confusion.png, model files)")
+    return 0
+
+
+def _read_lines(name: str) -> list[str]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CharRNNError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except OSError as error:
+        raise CharRNNError(f"{name}: cannot read ({error.strerror})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def run_predict(args) -> int:
+    """Print each text's top-k labels."""
+    from charrnn.classification import load_classifier
+    from charrnn.classification.train import resolve_device
+
+    texts = list(args.texts)
+    for position, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise CharRNNError(f"TEXT {position} is empty: nothing to classify")
+    if args.file:
+        texts += _read_lines(args.file)
+    if not texts:
+        raise CharRNNError("nothing to classify: give TEXT arguments or --file")
+    classifier = load_classifier(args.checkpoint, resolve_device(args.device))
+    unknown = classifier.unknown_characters(texts)
+    if unknown:
+        print(f"charrnn: note: {len(unknown)} character(s) never seen in training, read as unknown: "
+              + " ".join(repr(char) for char in unknown[:20]), file=sys.stderr)
+    for text, best in zip(texts, classifier.top_k(texts, args.top_k)):
+        print("\t".join([text, *(f"{label} {probability:.4f}" for label, probability in best)]))
+    return 0

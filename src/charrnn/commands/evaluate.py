@@ -1,0 +1,85 @@
+"""``charrnn eval CHECKPOINT FILE``: how well a trained model predicts a text.
+
+A thin layer over the library: :func:`charrnn.checkpoint.load_model`,
+:func:`charrnn.corpus.read_text`, :meth:`charrnn.vocabulary.Vocabulary.encode` and
+:func:`charrnn.evaluation.evaluate`; a Python user makes the same four calls.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from charrnn.checkpoint import load_model
+from charrnn.corpus import read_text
+from charrnn.errors import CharRNNError
+from charrnn.evaluation import evaluate
+from charrnn.vocabulary import UnknownCharacterError
+
+
+def _error(message: str) -> None:
+    """argparse's errors as one line, like every other error of charrnn."""
+    print(f"charrnn: error: eval: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def add_parser(subparsers) -> None:
+    """Register ``charrnn eval``."""
+    parser = subparsers.add_parser(
+        "eval", help="loss and bits per character of a model on a text",
+        description="Evaluate a checkpoint (or a run directory: its best checkpoint) on a text file: "
+                    "the mean cross-entropy of predicting each character from the ones before it, "
+                    "in nats and in bits per character. The text is cut into --batch-size streams, "
+                    "each read from the start with its state carried to its end.")
+    parser.error = _error
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
+    parser.add_argument("file", metavar="FILE", help="the text file to evaluate on")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="B",
+                        help="parallel streams (default: 32; 1 gives every character the whole text before it)")
+    parser.add_argument("--sequence-length", type=int, default=256, metavar="T",
+                        help="characters per stream per forward call (default: 256)")
+    parser.add_argument("--encoding", default="utf-8", help="encoding of FILE (default: utf-8)")
+    parser.add_argument("--skip-unknown", action="store_true",
+                        help="drop characters the model's vocabulary lacks instead of failing")
+    parser.add_argument("--device", default="cpu", help="where to run the model: cpu (default), cuda, mps")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Evaluate and print ``loss``, ``bits per character`` and the number of characters."""
+    for flag, value in (("--batch-size", args.batch_size), ("--sequence-length", args.sequence_length),
+                        ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise CharRNNError(f"{flag} must be an integer >= 1, got {value}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    text = read_text(args.file, args.encoding)
+    loaded = load_model(args.checkpoint, map_location=args.device)
+    vocabulary = loaded.vocabulary
+    unknown = vocabulary.unknown_characters(text) if args.skip_unknown else {}
+    try:
+        ids = vocabulary.encode(text, skip_unknown=args.skip_unknown)
+    except UnknownCharacterError as error:
+        raise UnknownCharacterError(f"{args.file}: {error}; pass --skip-unknown to drop them") from None
+    skipped = len(text) - len(ids)
+    try:
+        result = evaluate(loaded.model, ids, batch_size=args.batch_size, sequence_length=args.sequence_length,
+                          device=loaded.model.head.weight.device)
+    except CharRNNError as error:
+        raise CharRNNError(f"{args.file}: {error}") from None
+    if args.json:
+        print(json.dumps({"checkpoint": str(loaded.path), "file": args.file, "loss": result.loss,
+                          "bits_per_character": result.bits_per_character,
+                          "num_characters": result.num_characters, "skipped_characters": skipped}))
+        return 0
+    print(f"loss: {result.loss:.4f} nats/character")
+    print(f"bits per character: {result.bits_per_character:.4f}")
+    print(f"characters: {result.num_characters:,} predicted ({args.file}; checkpoint {loaded.path})")
+    if skipped:
+        listed = ", ".join(repr(char) for char in unknown)
+        print(f"skipped: {skipped:,} character(s) outside the vocabulary ({listed})")
+    return 0

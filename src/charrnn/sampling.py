@@ -1,0 +1,272 @@
+"""The sampler: text from a character language model, one character at a time.
+
+The model's recurrent state is carried from each character to the next, so every character
+costs one step of the cell stack (O(1) in the length of the text) and memory stays flat. A
+prime is read first (in chunks through the fused sequence kernels), then each new character
+is drawn from ``softmax(logits / temperature)``, optionally restricted to the ``top_k`` most
+likely characters or to the smallest set holding ``top_p`` of the probability (nucleus
+sampling), and fed back in::
+
+    logits = stepper.feed(prime)                 # (1, V)
+    repeat length times:
+        id = draw(logits)                        # argmax when greedy
+        yield vocabulary.characters[id]
+        logits = stepper.step(id)
+
+Per character the Python work is a handful of tensor calls: the stack runs on PyTorch's
+one-step kernels (``nn.LSTMCell``'s) with weights converted once, see
+:func:`charrnn.fused.inference_layers`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from charrnn.cells import MultiRNNCell
+from charrnn.errors import CharRNNError
+from charrnn.fused import from_step_state, inference_layers, step_layers, to_step_state
+from charrnn.unroll import map_state
+from charrnn.vocabulary import UnknownCharacterError, Vocabulary
+
+#: Characters of a prime fed to the model per forward call (bounds the logits kept in memory).
+PRIME_CHUNK = 4096
+
+
+class CharacterStepper:
+    """Runs a :class:`~charrnn.model.CharLM` one character at a time, carrying its state.
+
+    The weights are read from the model once, when the stepper is made; it sees no later
+    change to them. Nothing here uses dropout: this is inference.
+
+    Parameters
+    ----------
+    model : CharLM
+        Any device; the stepper computes where the model lives.
+    batch_size : int
+        Parallel streams (1 for a single text).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from charrnn.model import CharLM, CharLMConfig
+    >>> model = CharLM(CharLMConfig(vocab_size=5, hidden_size=8, embedding_size=4))
+    >>> stepper = CharacterStepper(model)
+    >>> tuple(stepper.step(torch.tensor([3])).shape)
+    (1, 5)
+    """
+
+    def __init__(self, model, batch_size: int = 1):
+        self.model = model
+        self.batch_size = batch_size
+        self.is_stack = isinstance(model.rnn, MultiRNNCell)
+        self.layers = inference_layers(model.rnn)
+        with torch.no_grad():
+            self.embedding_weight = model.embedding.weight.detach().clone()  # (V, E)
+            self.head_weight = model.head.weight.detach().clone()  # (V, N)
+            self.head_bias = model.head.bias.detach().clone()  # (V,)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the all-zero state."""
+        self.set_state(self.model.zero_state(self.batch_size))
+
+    @property
+    def state(self):
+        """The current recurrent state, in the model's structure (as ``CharLM.forward`` returns it)."""
+        if self.layers is None:
+            return self._hidden
+        return from_step_state(self._hidden, self.layers.mode, self.is_stack)
+
+    def set_state(self, state) -> None:
+        """Continue from ``state`` (the model's structure, for ``batch_size`` streams)."""
+        state = map_state(torch.Tensor.detach, state)
+        self._hidden = state if self.layers is None else to_step_state(state, self.layers.mode, self.is_stack)
+
+    @torch.inference_mode()
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Read one character per stream, ``ids`` ``(B,)`` long, -> the next one's logits ``(B, V)``."""
+        inputs = F.embedding(ids, self.embedding_weight)  # (B, E)
+        if self.layers is not None:
+            outputs = step_layers(self.layers, inputs, self._hidden)  # (B, N)
+        else:
+            outputs = self._step_cells(inputs)
+        return F.linear(outputs, self.head_weight, self.head_bias)  # (B, V)
+
+    def _step_cells(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The cells' own step (TensorFlow 1's ``gru`` has no fused form), without dropout."""
+        cells = list(self.model.rnn.cells) if self.is_stack else [self.model.rnn]
+        layer_states = list(self._hidden) if self.is_stack else [self._hidden]
+        outputs = inputs
+        for layer, cell in enumerate(cells):
+            outputs, layer_states[layer] = cell.step(cell.project_inputs(outputs), layer_states[layer])
+        self._hidden = tuple(layer_states) if self.is_stack else layer_states[0]
+        return outputs  # (B, N)
+
+    @torch.inference_mode()
+    def feed(self, ids: torch.Tensor, chunk: int = PRIME_CHUNK) -> torch.Tensor:
+        """Read ``ids`` ``(B, T)`` with T >= 1 -> the logits after the last one ``(B, V)``.
+
+        Runs the model's sequence path (fused kernels) ``chunk`` characters at a time, carrying
+        the state, so a long prime costs one kernel call per chunk and little memory.
+        """
+        state = self.state
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, ids.shape[1], chunk):
+                logits, state = self.model(ids[:, start:start + chunk], state)  # (B, t, V)
+        finally:
+            self.model.train(was_training)
+        self.set_state(state)
+        return logits[:, -1]  # (B, V)
+
+
+def _check_settings(length, temperature, top_k, top_p) -> None:
+    """Raise :class:`CharRNNError` naming the first sampling setting out of range."""
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
+        raise CharRNNError(f"length must be an integer >= 0, got {length!r}")
+    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+            or not math.isfinite(temperature) or temperature <= 0):
+        raise CharRNNError(f"temperature must be a number > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise CharRNNError(f"top-k must be an integer >= 1, got {top_k!r}")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, numbers.Real)
+                              or not 0.0 < top_p <= 1.0):
+        raise CharRNNError(f"top-p must be a number in (0, 1], got {top_p!r}")
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """``logits`` ``(B, V)`` divided by ``temperature``, with the excluded characters at -inf.
+
+    ``top_k`` keeps the ``k`` highest; ``top_p`` keeps the smallest set of highest ones whose
+    probability reaches ``p`` (always at least one).
+    """
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+        probabilities = torch.softmax(sorted_logits, dim=-1)
+        # Drop a character when those ranked above it already reach top_p.
+        drop_sorted = (torch.cumsum(probabilities, dim=-1) - probabilities) >= top_p  # (B, V)
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -math.inf)
+    return logits
+
+
+def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+           generator: torch.Generator | None = None, skip_unknown: bool = False) -> Iterator[str]:
+    """Generate text from ``model``, yielding each character as soon as it is made.
+
+    Parameters
+    ----------
+    model : CharLM
+        Typically :func:`charrnn.checkpoint.load_model`'s ``.model``. Its train/eval mode and
+        weights are left as they are.
+    vocabulary : Vocabulary
+        The model's.
+    prime : str
+        Text the model reads first; the characters yielded continue it (the prime itself is
+        not yielded). Empty: the model starts after a line break (``"\\n"``) when its
+        vocabulary has one, else from a character drawn uniformly.
+    length : int
+        How many characters to generate (>= 0).
+    temperature : float
+        > 0; below 1 sharpens the distribution, above 1 flattens it.
+    top_k : int, optional
+        Draw only among the ``top_k`` most likely characters (>= 1; 1 is greedy).
+    top_p : float, optional
+        Nucleus sampling: draw only among the most likely characters whose probabilities
+        reach ``top_p``, in (0, 1].
+    greedy : bool
+        Always take the most likely character (temperature, top_k and top_p then do nothing).
+    generator : torch.Generator, optional
+        The source of randomness, on the model's device; seed it for reproducible text.
+        Default: PyTorch's global generator.
+    skip_unknown : bool
+        Drop characters of the prime the vocabulary lacks instead of raising.
+
+    Returns
+    -------
+    Iterator[str]
+        One character at a time. The settings are checked at the call, before any is made.
+
+    Raises
+    ------
+    CharRNNError
+        A setting out of range, naming it and the value.
+    UnknownCharacterError
+        The prime holds characters outside the vocabulary (unless ``skip_unknown``).
+
+    Examples
+    --------
+    >>> from charrnn.model import CharLM, CharLMConfig
+    >>> vocabulary = Vocabulary.from_text("ab\\n")
+    >>> model = CharLM(CharLMConfig(vocab_size=3, hidden_size=8, embedding_size=4))
+    >>> len("".join(sample(model, vocabulary, prime="ab", length=5)))
+    5
+    """
+    _check_settings(length, temperature, top_k, top_p)
+    if model.embedding.num_embeddings != vocabulary.size:
+        raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
+                           f"{model.embedding.num_embeddings}")
+    try:
+        prime_ids = vocabulary.encode(prime, skip_unknown=skip_unknown)
+    except UnknownCharacterError as error:
+        raise UnknownCharacterError(f"prime: {error}") from None
+    return _generate(model, vocabulary, prime_ids, int(length), float(temperature), top_k, top_p,
+                     greedy, generator)
+
+
+def _generate(model, vocabulary, prime_ids: np.ndarray, length, temperature, top_k, top_p, greedy,
+              generator) -> Iterator[str]:
+    """The loop behind :func:`sample` (its arguments already checked)."""
+    if length == 0:
+        return
+    device = model.head.weight.device
+    stepper = CharacterStepper(model)
+    if len(prime_ids) == 0 and "\n" in vocabulary:
+        prime_ids = np.array([vocabulary.index["\n"]])
+    if len(prime_ids):
+        logits = stepper.feed(torch.as_tensor(prime_ids, device=device).view(1, -1))  # (1, V)
+    else:
+        logits = torch.zeros(1, vocabulary.size, device=device)  # a uniform first draw
+    characters = vocabulary.characters
+    with torch.inference_mode():
+        for position in range(length):
+            if greedy:
+                next_id = torch.argmax(logits, dim=-1)  # (1,)
+            else:
+                probabilities = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
+                next_id = torch.multinomial(probabilities, 1, generator=generator).view(1)  # (1,)
+            yield characters[next_id.item()]
+            if position + 1 < length:
+                logits = stepper.step(next_id)
+
+
+def sample_text(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, **options) -> str:
+    """The text :func:`sample` generates, as one string (the prime not included).
+
+    Takes the same arguments as :func:`sample`.
+    """
+    return "".join(sample(model, vocabulary, prime=prime, length=length, **options))
+
+
+def make_generator(seed: int | None = None, device="cpu") -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``, or from the system's entropy when None."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator
