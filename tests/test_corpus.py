@@ -180,7 +180,7 @@ def test_prepare_names_the_file_and_byte_offset_of_bad_utf8(tmp_path, monkeypatc
     bad = tmp_path / "bad.txt"
     # '한' is 3 bytes, then a 3-byte lead (0xed) broken by 'x': invalid at byte offset 4.
     bad.write_bytes("a한".encode() + b"\xed" + b"x tail")
-    with pytest.raises(CharRNNError, match=rf"bad\.txt: not valid utf-8 text: byte 0xed at byte offset 4 "):
+    with pytest.raises(CharRNNError, match=r"bad\.txt: not valid utf-8 text: byte 0xed at byte offset 4 "):
         prepare_corpus([tmp_path / "good.txt", bad], tmp_path / "out")
     truncated = tmp_path / "truncated.txt"
     truncated.write_bytes(b"abcd" + "한".encode()[:2])  # cut at the end of the file

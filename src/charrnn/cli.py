@@ -29,7 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"charrnn.commands.{name}").add_parser(subparsers)
+    parser.error = _one_line_error(parser)
+    for subparser in subparsers.choices.values():
+        if "error" not in vars(subparser):  # a command that kept argparse's usage-and-message errors
+            subparser.error = _one_line_error(subparser)
     return parser
+
+
+def _one_line_error(parser: argparse.ArgumentParser):
+    """argparse's ``error`` as one line on stderr and exit status 2, like every error of charrnn."""
+    def error(message: str):
+        command = parser.prog.removeprefix("charrnn").strip()
+        print(f"charrnn: error: {command + ': ' if command else ''}{message}", file=sys.stderr)
+        sys.exit(2)
+    return error
 
 
 def main(argv: list[str] | None = None) -> int:

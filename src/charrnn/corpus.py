@@ -41,7 +41,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write, read_json, write_json
+from charrnn.files import FileWriteError, atomic_write, read_json, write_json
 from charrnn.vocabulary import UnknownCharacterError, Vocabulary
 
 #: Bytes read per chunk while preparing: large enough to amortise numpy's per-call cost,
@@ -145,6 +145,11 @@ def _decoding_error(path, encoding: str, error: UnicodeDecodeError, byte_offset:
     )
 
 
+def _codec_error(path, encoding: str, error: UnicodeError) -> CharRNNError:
+    return CharRNNError(f"{path}: not valid {encoding} text ({error}); if the file uses another encoding, give "
+                        "it with --encoding (e.g. --encoding utf-8)")
+
+
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """Read a whole (small) text file, such as a prime or a file to evaluate.
 
@@ -170,6 +175,8 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
         raise _decoding_error(path, encoding, error, error.start) from None
+    except UnicodeError as error:
+        raise _codec_error(path, encoding, error) from None
     if not text:
         raise CharRNNError(f"{path}: the file is empty")
     return text
@@ -192,6 +199,8 @@ def _iter_text_chunks(path: Path, encoding: str) -> Iterator[str]:
                 text = decoder.decode(block, final=final)
             except UnicodeDecodeError as error:
                 raise _decoding_error(path, encoding, error, bytes_fed - buffered + error.start) from None
+            except UnicodeError as error:  # e.g. utf-16 without a byte-order mark: no offset to name
+                raise _codec_error(path, encoding, error) from None
             bytes_fed += len(block)
             if text:
                 yield text
@@ -271,22 +280,32 @@ class _AtomicStream:
         self.path = path
 
     def __enter__(self):
-        descriptor, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                                      dir=self.path.parent)
+        try:
+            descriptor, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                                          dir=self.path.parent)
+        except OSError as error:
+            raise FileWriteError(self.path, error.strerror or str(error)) from None
         self.handle = os.fdopen(descriptor, "wb")
         return self.handle
 
     def __exit__(self, kind, value, traceback):
         try:
-            if kind is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-            self.handle.close()
-            if kind is None:
-                os.replace(self.temporary, self.path)
-        finally:
-            if os.path.exists(self.temporary):
-                os.unlink(self.temporary)
+            try:
+                if kind is None:
+                    self.handle.flush()
+                    os.fsync(self.handle.fileno())
+                self.handle.close()
+                if kind is None:
+                    os.replace(self.temporary, self.path)
+            finally:
+                if os.path.exists(self.temporary):
+                    os.unlink(self.temporary)
+        except OSError as error:  # a full disk while closing: as clear as one while writing
+            if isinstance(error, CharRNNError):
+                raise
+            raise FileWriteError(self.path, error.strerror or str(error)) from None
+        if isinstance(value, OSError) and not isinstance(value, CharRNNError):
+            raise FileWriteError(self.path, value.strerror or str(value)) from None
         return False
 
 

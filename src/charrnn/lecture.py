@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from charrnn.cells import BasicLSTMCell, MultiRNNCell, make_cell
+from charrnn.cells import MultiRNNCell, make_cell
 from charrnn.layers import Dense
 from charrnn.losses import sequence_loss
 from charrnn.optim import make_optimizer

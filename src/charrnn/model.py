@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from charrnn.cells import CELL_TYPES, MultiRNNCell, make_cell
+from charrnn.cells import CELL_TYPES, BasicLSTMCell, MultiRNNCell, make_cell
 from charrnn.errors import CharRNNError
 from charrnn.unroll import dynamic_rnn, map_state
 
@@ -54,6 +54,19 @@ class CharLMConfig:
         return cls(**values)
 
 
+def make_cell_stack(config: CharLMConfig) -> MultiRNNCell:
+    """The ``num_layers`` cells of ``config`` over its embedding, with dropout between layers.
+
+    LSTM cells get ``config.forget_bias``.
+    """
+    input_sizes = [config.embedding_size] + [config.hidden_size] * (config.num_layers - 1)
+    cells = [make_cell(config.cell, config.hidden_size, size) for size in input_sizes]
+    for cell in cells:
+        if isinstance(cell, BasicLSTMCell):
+            cell.forget_bias = float(config.forget_bias)
+    return MultiRNNCell(cells, dropout=config.dropout)
+
+
 class CharLM(nn.Module):
     """A character-level language model.
 
@@ -68,12 +81,7 @@ class CharLM(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
-        input_sizes = [config.embedding_size] + [config.hidden_size] * (config.num_layers - 1)
-        cells = [make_cell(config.cell, config.hidden_size, size) for size in input_sizes]
-        for cell in cells:
-            if hasattr(cell, "forget_bias"):  # the LSTM's
-                cell.forget_bias = float(config.forget_bias)
-        self.rnn = MultiRNNCell(cells, dropout=config.dropout)
+        self.rnn = make_cell_stack(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 

@@ -629,11 +629,14 @@ class Trainer:
         if not evaluate_now and self.step % self.settings.log_every:
             return
         record = self._flush_window(time.perf_counter() - self._window_start, rate)
-        if evaluate_now:
-            self._evaluate_and_save(record)
+        improved = self._evaluate(record) if evaluate_now else False
+        # The line goes to the log before the checkpoint is saved: a run killed in between
+        # resumes from the checkpoint before, which drops the line and logs the step again.
         if self.context.is_main:
             self.metrics.append(record)
             progress.log(self._log_line(record))
+        if evaluate_now:
+            self.save((LATEST, BEST) if improved else (LATEST,))
         self._window_start = time.perf_counter()  # evaluation time is not training time
 
     def _describe(self) -> list[str]:
@@ -659,7 +662,8 @@ class Trainer:
                 "learning_rate": rate, "characters_per_second": count * self.characters_per_step / max(seconds, 1e-9),
                 "elapsed": self.elapsed()}
 
-    def _evaluate_and_save(self, record: dict) -> None:
+    def _evaluate(self, record: dict) -> bool:
+        """Validate, adding the loss to ``record``; whether it is the best so far."""
         val_loss = self.evaluate()
         self.last_val_loss = val_loss
         record["val_loss"] = val_loss
@@ -667,7 +671,7 @@ class Trainer:
         improved = self.best_val_loss is None or val_loss < self.best_val_loss
         if improved:
             self.best_val_loss = val_loss
-        self.save((LATEST, BEST) if improved else (LATEST,))
+        return improved
 
     def _finish(self, stop_reason: str, detail: str) -> TrainResult:
         elapsed = self.elapsed()
@@ -803,16 +807,24 @@ def train(config: TrainConfig | dict | None, corpus_paths: Sequence[str | Path] 
         raise CharRNNError(f"{run_dir}: exists and is not a folder; choose another --out")
     created = not run_dir.exists()
     existed = {name for name in _RUN_ENTRIES if (run_dir / name).exists()}
+    # A run that fails before its first step leaves the folder as it found it (a resumed run's
+    # folder, already there, is never touched).
+    clean_up_on_failure = context.is_main and (created or not resume)
     with lock_run_directory(run_dir) if context.is_main else nullcontext():
-        settings, saved_corpus = _settle_settings(run_dir, config, paths, resume, override)
-        device = distributed.select_device(settings.device, context)
+        try:
+            settings, saved_corpus = _settle_settings(run_dir, config, paths, resume, override)
+            device = distributed.select_device(settings.device, context)
+        except BaseException:
+            if clean_up_on_failure:
+                _remove_failed_start(run_dir, created, existed)
+            raise
         torch.set_num_threads(settings.num_threads or distributed.default_num_threads(context))
         distributed.start(context, device)
         try:
             try:
                 trainer = _start_trainer(run_dir, settings, paths, saved_corpus, resume, context, device, progress)
             except BaseException:
-                if not resume and context.is_main:
+                if clean_up_on_failure:
                     _remove_failed_start(run_dir, created, existed)
                 raise
             result = trainer.run(callback)

@@ -208,7 +208,7 @@ def resolve_resume(saved: TrainConfig, requested: dict, allow_changes: bool, sou
         if name in FREE_ON_RESUME:
             continue
         where = f"{name}={getattr(saved, name)!r} in {source}"
-        flag = "--" + name.replace("_", "-")
+        flag = _flag(name)
         if name in FIXED_ON_RESUME:
             raise CharRNNError(f"--resume: {flag} {value!r} contradicts the saved run ({where}); the "
                                f"model and data split cannot change, start a new run instead")
@@ -219,8 +219,12 @@ def resolve_resume(saved: TrainConfig, requested: dict, allow_changes: bool, sou
 
 
 # -- value checks --------------------------------------------------------------------------------
+#: Settings whose command-line flag is not the field's name.
+_FLAGS = {"num_threads": "--threads"}
+
+
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def _choice(name: str, value, choices) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from charrnn.cells import LSTMStateTuple, MultiRNNCell, make_cell
+from charrnn.cells import LSTMStateTuple
 from charrnn.errors import CharRNNError
-from charrnn.model import CharLMConfig
+from charrnn.model import CharLMConfig, make_cell_stack
 from charrnn.unroll import dynamic_rnn
 from charrnn.vocabulary import Vocabulary
 
@@ -48,12 +48,7 @@ class CharClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size + 1, config.embedding_size)
-        input_sizes = [config.embedding_size] + [config.hidden_size] * (config.num_layers - 1)
-        cells = [make_cell(config.cell, config.hidden_size, size) for size in input_sizes]
-        for cell in cells:
-            if hasattr(cell, "forget_bias"):  # the LSTM's, as the language model sets it
-                cell.forget_bias = float(getattr(config, "forget_bias", cell.forget_bias))
-        self.rnn = MultiRNNCell(cells, dropout=config.dropout)
+        self.rnn = make_cell_stack(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.num_classes)
 

@@ -7,7 +7,6 @@ the flags; and so that ``--resume`` knows which settings the person asked to cha
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
