@@ -29,11 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"charrnn.commands.{name}").add_parser(subparsers)
-    parser.error = _one_line_error(parser)
-    for subparser in subparsers.choices.values():
-        if "error" not in vars(subparser):  # a command that kept argparse's usage-and-message errors
-            subparser.error = _one_line_error(subparser)
+    _use_one_line_errors(parser)
     return parser
+
+
+def _use_one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and every subcommand parser below it :func:`_one_line_error`."""
+    parser.error = _one_line_error(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _use_one_line_errors(subparser)
 
 
 def _one_line_error(parser: argparse.ArgumentParser):

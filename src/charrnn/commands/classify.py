@@ -11,32 +11,15 @@ import sys
 from pathlib import Path
 
 from charrnn.cells import CELL_TYPES
+from charrnn.commands import positive_int
 from charrnn.errors import CharRNNError
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def _folds(text: str) -> int:
-    value = _positive(text)
+    value = positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, got {value}")
     return value
-
-
-def _error(parser: argparse.ArgumentParser):
-    def error(message: str) -> None:
-        """argparse's errors as one line, like every other error of charrnn."""
-        print(f"charrnn: error: {parser.prog.removeprefix('charrnn ')}: {message}", file=sys.stderr)
-        sys.exit(2)
-    return error
 
 
 def add_parser(subparsers) -> None:
@@ -47,7 +30,6 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "classify", help="classify texts by their characters (train, predict)",
         description="Character-level sequence classification with stratified evaluation.")
-    parser.error = _error(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     train = actions.add_parser(
@@ -59,7 +41,6 @@ def add_parser(subparsers) -> None:
                     "Copies of the same text always stay on one side of a split. --out receives "
                     "the model (config.json, vocab.json, labels.json, model.safetensors), "
                     "report.txt, evaluation.json, confusion.txt and confusion.png.")
-    train.error = _error(train)
     train.add_argument("data", metavar="DATA", help="folder of <label>.txt files, or a .csv/.tsv file")
     train.add_argument("--out", metavar="DIR", help="output folder (default: runs/classify-<DATA name>)")
     train.add_argument("--text-column", default="text", help="CSV/TSV column holding the texts (default: text)")
@@ -74,15 +55,15 @@ def add_parser(subparsers) -> None:
                        help="draw training batches with every class equally likely")
     train.add_argument("--cell", choices=sorted(CELL_TYPES), default="lstm",
                        help="cell type (default: lstm; gru-reset-after is the fast GRU)")
-    train.add_argument("--hidden-size", type=_positive, default=128, metavar="N", help="units per layer (default: 128)")
-    train.add_argument("--num-layers", type=_positive, default=1, metavar="N", help="stacked layers (default: 1)")
-    train.add_argument("--embedding-size", type=_positive, default=32, metavar="N",
+    train.add_argument("--hidden-size", type=positive_int, default=128, metavar="N", help="units per layer (default: 128)")
+    train.add_argument("--num-layers", type=positive_int, default=1, metavar="N", help="stacked layers (default: 1)")
+    train.add_argument("--embedding-size", type=positive_int, default=32, metavar="N",
                        help="character embedding size (default: 32)")
     train.add_argument("--dropout", type=float, default=0.0,
                        help="dropout between layers and before the output (default: 0)")
-    train.add_argument("--epochs", type=_positive, default=defaults.epochs,
+    train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                        help=f"passes over the training texts (default: {defaults.epochs})")
-    train.add_argument("--batch-size", type=_positive, default=defaults.batch_size, metavar="N",
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
                        help=f"texts per batch (default: {defaults.batch_size})")
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate, metavar="RATE",
                        help=f"Adam's peak learning rate (default: {defaults.learning_rate:g})")
@@ -95,7 +76,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--seed", type=int, default=defaults.seed,
                        help=f"random seed for splits and training (default: {defaults.seed})")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    train.add_argument("--threads", type=_positive, metavar="N", help="CPU threads (default: PyTorch's choice)")
+    train.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads (default: PyTorch's choice)")
     train.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     train.set_defaults(run=run_train)
 
@@ -103,11 +84,10 @@ def add_parser(subparsers) -> None:
         "predict", help="label texts with a trained classifier",
         description="Print the top-k labels of each text with their probabilities: one line per "
                     "text, TEXT<tab>LABEL PROBABILITY<tab>...")
-    predict.error = _error(predict)
     predict.add_argument("checkpoint", metavar="CHECKPOINT", help="folder written by 'charrnn classify train'")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     predict.add_argument("--file", metavar="F", help="also classify each non-blank line of F ('-': standard input)")
-    predict.add_argument("--top-k", type=_positive, default=3, metavar="K",
+    predict.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                          help="labels to show per text (default: 3, at most the number of classes)")
     predict.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
     predict.set_defaults(run=run_predict)

@@ -8,7 +8,6 @@ A thin layer over the library: :func:`charrnn.checkpoint.load_model`,
 from __future__ import annotations
 
 import json
-import sys
 
 import torch
 
@@ -19,12 +18,6 @@ from charrnn.evaluation import evaluate
 from charrnn.vocabulary import UnknownCharacterError
 
 
-def _error(message: str) -> None:
-    """argparse's errors as one line, like every other error of charrnn."""
-    print(f"charrnn: error: eval: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def add_parser(subparsers) -> None:
     """Register ``charrnn eval``."""
     parser = subparsers.add_parser(
@@ -33,7 +26,6 @@ def add_parser(subparsers) -> None:
                     "the mean cross-entropy of predicting each character from the ones before it, "
                     "in nats and in bits per character. The text is cut into --batch-size streams, "
                     "each read from the start with its state carried to its end.")
-    parser.error = _error
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
     parser.add_argument("file", metavar="FILE", help="the text file to evaluate on")
     parser.add_argument("--batch-size", type=int, default=32, metavar="B",

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 
 from charrnn.cells import CELL_TYPES
+from charrnn.commands import positive_int
 from charrnn.errors import CharRNNError
 from charrnn.lecture import EXAMPLES, LectureOptions, run_lecture
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_parser(subparsers) -> None:
@@ -27,8 +17,8 @@ def add_parser(subparsers) -> None:
                     "Each ends with a verdict line; the exit status is 1 if any fails.")
     parser.add_argument("names", nargs="*", metavar="NAME", help="examples to run")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--every", type=_positive, help="print every N iterations")
-    parser.add_argument("--iterations", type=_positive, help="override the lecture's iteration count")
+    parser.add_argument("--every", type=positive_int, help="print every N iterations")
+    parser.add_argument("--iterations", type=positive_int, help="override the lecture's iteration count")
     parser.add_argument("--cell", choices=sorted(CELL_TYPES),
                         help="swap the lecture's cell (RNN for the shape examples, LSTM for training)")
     parser.add_argument("--dense", action="store_true",

@@ -20,19 +20,12 @@ from charrnn.vocabulary import UnknownCharacterError
 FLUSH_INTERVAL = 0.05
 
 
-def _error(message: str) -> None:
-    """argparse's errors as one line, like every other error of charrnn."""
-    print(f"charrnn: error: sample: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def add_parser(subparsers) -> None:
     """Register ``charrnn sample``."""
     parser = subparsers.add_parser(
         "sample", help="generate text from a trained model",
         description="Generate text from a checkpoint (or a run directory: its best checkpoint), "
                     "streaming it as it is made. The prime is printed first, then its continuation.")
-    parser.error = _error
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
     primes = parser.add_mutually_exclusive_group()
     primes.add_argument("--prime", default="", metavar="TEXT", help="text to start from (default: none)")

@@ -45,12 +45,6 @@ _SETTINGS = [
 ]
 
 
-def _error(message: str) -> None:
-    """argparse's errors as one line, like every other error of charrnn."""
-    print(f"charrnn: error: train: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def add_parser(subparsers) -> None:
     """Register ``charrnn train``."""
     defaults = TrainConfig()
@@ -60,7 +54,6 @@ def add_parser(subparsers) -> None:
                     "directory gets config.json, vocab.json, checkpoints/best and checkpoints/latest, "
                     "metrics.jsonl and loss.png. Ctrl-C saves a checkpoint; --resume continues it.",
         epilog="Several processes: torchrun --nproc_per_node=N -m charrnn train CORPUS ...")
-    parser.error = _error
     parser.add_argument("corpus", nargs="*", metavar="CORPUS", help="text files or folders")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<first corpus name>)")
     parser.add_argument("--config", metavar="FILE.toml", help="settings file (keys as the flags, with _ or -)")
