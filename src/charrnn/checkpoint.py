@@ -225,8 +225,10 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> LoadedModel:
 
     Examples
     --------
-    >>> loaded = load_model("runs/shakespeare")          # doctest: +SKIP
-    >>> loaded.vocabulary.decode([0, 1])                  # doctest: +SKIP
+    With a run folder written by ``charrnn train ... --out runs/shakespeare``::
+
+        loaded = load_model("runs/shakespeare")   # its best checkpoint
+        loaded.vocabulary.decode([0, 1])
     """
     folder = resolve_checkpoint(path)
     for name in (CONFIG_FILE, VOCAB_FILE, MODEL_FILE):
