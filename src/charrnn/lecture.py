@@ -191,7 +191,7 @@ def example_hihello(options: LectureOptions, say: Say = print) -> ExampleResult:
                          {"prediction": text, "loss": loss})
 
 
-def _train_on_text(name: str, windows_x: torch.Tensor, windows_y: torch.Tensor, vocabulary: Vocabulary,
+def _train_on_text(windows_x: torch.Tensor, windows_y: torch.Tensor, vocabulary: Vocabulary,
                    cell, iterations: int, options: LectureOptions, say: Say, default_every: int,
                    describe: Callable[[torch.Tensor], str]):
     x_one_hot = one_hot(windows_x, vocabulary.size)  # (B, T, V)
@@ -207,7 +207,7 @@ def example_long_sequence(options: LectureOptions, say: Say = print) -> ExampleR
     ids = torch.from_numpy(vocabulary.encode(LONG_SEQUENCE))
     x_data, y_data = ids[:-1].unsqueeze(0), ids[1:].unsqueeze(0)  # (1, 15) each
     cell = _cell(options, "lstm", vocabulary.size)
-    _, prediction = _train_on_text("long-sequence", x_data, y_data, vocabulary, cell,
+    _, prediction = _train_on_text(x_data, y_data, vocabulary, cell,
                                    options.iterations or 50, options, say, 5,
                                    lambda p: repr(vocabulary.decode(p[0])))
     text = vocabulary.decode(prediction[0])
@@ -232,7 +232,7 @@ def example_long_sentence(options: LectureOptions, say: Say = print) -> ExampleR
     def reconstruct(prediction):
         return text_from_windows([vocabulary.decode(row) for row in prediction])
 
-    _, prediction = _train_on_text("long-sentence", x_windows, y_windows, vocabulary, cell,
+    _, prediction = _train_on_text(x_windows, y_windows, vocabulary, cell,
                                    options.iterations or 500, options, say, 50,
                                    lambda p: repr(reconstruct(p)[:60] + "..."))
     text = reconstruct(prediction)
