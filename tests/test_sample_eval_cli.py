@@ -44,6 +44,15 @@ def _run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def _split(out: str, count: int, length: int) -> list[str]:
+    """The ``count`` samples of ``length`` characters in ``out``, checking the blank lines between
+    them and the final line break (a sample may itself hold a blank line)."""
+    assert len(out) == count * length + 2 * (count - 1) + 1 and out.endswith("\n")
+    starts = [index * (length + 2) for index in range(count)]
+    assert all(out[start - 2:start] == "\n\n" for start in starts[1:])
+    return [out[start:start + length] for start in starts]
+
+
 # -- sample -------------------------------------------------------------------------------------
 def test_sample_prints_the_prime_and_its_continuation(run_dir, capsys):
     code, out, err = _run(capsys, "sample", run_dir, "--prime", "the ", "--length", "80", "--seed", "3")
@@ -58,10 +67,24 @@ def test_sample_is_reproducible_with_a_seed_and_separates_samples(run_dir, capsy
     _, first, _ = _run(capsys, *argv)
     _, again, _ = _run(capsys, *argv)
     assert first == again
-    samples = first[:-1].split("\n\n")
-    # A sample may itself hold blank lines only if the model made "\n\n"; the corpus has none.
-    assert len(samples) == 3 and all(len(text) == 50 for text in samples)
+    samples = _split(first, 3, 50)
     assert len(set(samples)) > 1
+
+
+def test_samples_made_in_batches_are_all_printed_in_order(run_dir, capsys):
+    argv = ["sample", run_dir, "--prime", "the ", "--length", "30", "--num-samples", "5", "--seed", "4"]
+    code, batched, err = _run(capsys, *argv, "--batch-size", "2")
+    assert code == 0 and err == ""
+    samples = _split(batched, 5, 34)
+    assert all(text.startswith("the ") for text in samples) and len(set(samples)) > 1
+    assert _run(capsys, *argv, "--batch-size", "2")[1] == batched
+    # Greedy samples are all the same, however they are batched, and in bfloat16 too.
+    greedy = ["sample", run_dir, "--prime", "the ", "--length", "30", "--num-samples", "3", "--greedy"]
+    one_by_one = _run(capsys, *greedy, "--batch-size", "1")[1]
+    assert len(set(_split(one_by_one, 3, 34))) == 1
+    assert _run(capsys, *greedy)[1] == one_by_one
+    code, out, _ = _run(capsys, *greedy, "--dtype", "bfloat16")
+    assert code == 0 and len(_split(out, 3, 34)) == 3
 
 
 def test_sample_greedy_matches_the_library_on_a_checkpoint_folder(run_dir, capsys):
@@ -98,6 +121,7 @@ def test_sample_names_unknown_prime_characters(run_dir, tmp_path, capsys):
     (["--top-p", "1.5"], r"top-p must be a number in (0, 1], got 1.5"),
     (["--length", "-3"], "length must be an integer >= 0, got -3"),
     (["--num-samples", "0"], "--num-samples must be an integer >= 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
     (["--temperature", "warm"], "sample: argument --temperature: invalid float value: 'warm'"),
 ])
 def test_sample_refuses_bad_values_in_one_line(run_dir, capsys, flags, message):

@@ -12,7 +12,8 @@ from torch.nn import functional as F
 
 from charrnn.errors import CharRNNError
 from charrnn.model import CharLM, CharLMConfig
-from charrnn.sampling import CharacterStepper, filter_logits, make_generator, sample, sample_text
+from charrnn.sampling import (CharacterStepper, filter_logits, make_generator, sample, sample_streams,
+                               sample_text)
 from charrnn.vocabulary import UnknownCharacterError, Vocabulary
 
 MEMORISED = "the cat sat on a mat; a bat ate the hat.\n"
@@ -221,3 +222,69 @@ def test_a_vocabulary_of_another_size_is_refused(random_model):
     model, _ = random_model
     with pytest.raises(CharRNNError, match="vocabulary has 3 characters but the model reads 12"):
         sample(model, Vocabulary.from_text("abc"))
+
+
+# -- several streams at once, and bfloat16 ------------------------------------------------------
+def test_one_stream_of_sample_streams_is_sample(random_model):
+    model, vocabulary = random_model
+    options = dict(prime="abc", length=60, top_p=0.9)
+    alone = sample_text(model, vocabulary, generator=make_generator(5), **options)
+    columns = list(sample_streams(model, vocabulary, 1, generator=make_generator(5), **options))
+    assert "".join(column[0] for column in columns) == alone
+
+
+def test_streams_continue_the_shared_prime_as_one_stream_would(random_model):
+    model, vocabulary = random_model
+    prime = torch.as_tensor(vocabulary.encode("abc ja"))
+    shared = CharacterStepper(model, batch_size=3)
+    logits = shared.feed(prime.view(1, -1))
+    alone = CharacterStepper(model)
+    expected = alone.feed(prime.view(1, -1))
+    torch.testing.assert_close(logits, expected)
+    for leaf, expected_leaf in zip(_leaves(shared.state), _leaves(alone.state)):
+        assert leaf.shape[0] == 3
+        torch.testing.assert_close(leaf, expected_leaf.expand_as(leaf))
+    # Each stream then goes its own way, exactly as it would alone.
+    ids = torch.tensor([1, 4, 7])
+    stepped = shared.step(ids)
+    for stream in range(3):
+        single = CharacterStepper(model)
+        single.feed(prime.view(1, -1))
+        torch.testing.assert_close(stepped[stream:stream + 1], single.step(ids[stream:stream + 1]))
+
+
+def test_every_stream_draws_for_itself(random_model):
+    model, vocabulary = random_model
+    columns = list(sample_streams(model, vocabulary, 4, prime="a", length=80, generator=make_generator(2)))
+    texts = ["".join(column[stream] for column in columns) for stream in range(4)]
+    assert len(set(texts)) == 4 and all(len(text) == 80 for text in texts)
+
+
+def test_greedy_streams_all_reproduce_a_memorised_text(memorised):
+    model, vocabulary = memorised
+    for dtype in (None, torch.bfloat16):
+        columns = list(sample_streams(model, vocabulary, 3, prime="the cat", length=60, greedy=True, dtype=dtype))
+        for stream in range(3):
+            assert "".join(column[stream] for column in columns) == (MEMORISED * 2)[7:67]
+
+
+def test_bfloat16_stays_close_to_float32_and_leaves_the_model_alone(memorised):
+    model, vocabulary = memorised
+    ids = torch.as_tensor(vocabulary.encode(MEMORISED))
+    exact, rounded = CharacterStepper(model), CharacterStepper(model, dtype=torch.bfloat16)
+    losses = {}
+    for name, stepper in (("float32", exact), ("bfloat16", rounded)):
+        total = 0.0
+        for current, following in zip(ids[:-1], ids[1:]):
+            logits = stepper.step(current.view(1)).float()
+            total += F.cross_entropy(logits, following.view(1)).item()
+        losses[name] = total / (len(ids) - 1)
+    assert rounded.state[0].c.dtype == torch.bfloat16
+    assert model.head.weight.dtype == torch.float32
+    assert abs(losses["bfloat16"] - losses["float32"]) < 0.02, losses
+
+
+def test_a_bad_number_of_streams_is_refused(random_model):
+    model, vocabulary = random_model
+    with pytest.raises(CharRNNError, match="num-samples must be an integer >= 1, got 0"):
+        sample_streams(model, vocabulary, 0)

@@ -12,7 +12,8 @@ import torch
 from charrnn.checkpoint import load_model, lock_run_directory
 from charrnn.errors import CharRNNError
 from charrnn.files import load_tensors
-from charrnn.trainer import MetricsLog, train
+from charrnn.reporting import MetricsLog
+from charrnn.trainer import train
 from charrnn.training_config import TrainConfig, build_config, resolve_resume
 
 TINY = dict(hidden_size=24, embedding_size=8, num_layers=2, sequence_length=16, batch_size=8,

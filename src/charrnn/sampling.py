@@ -16,10 +16,16 @@ sampling), and fed back in::
 Per character the Python work is a handful of tensor calls: the stack runs on PyTorch's
 one-step kernels (``nn.LSTMCell``'s) with weights converted once, see
 :func:`charrnn.fused.inference_layers`.
+
+One stream reads every weight once per character, so its speed is bound by memory bandwidth
+(a 2x512 LSTM holds 13 MB of float32 weights). :func:`sample_streams` makes several samples
+together: the same weights then serve a whole batch of streams per step, and with
+``dtype=torch.bfloat16`` the matrix products run at the CPU's bfloat16 rate.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from typing import Iterator
@@ -50,6 +56,10 @@ class CharacterStepper:
         Any device; the stepper computes where the model lives.
     batch_size : int
         Parallel streams (1 for a single text).
+    dtype : torch.dtype, optional
+        The precision to compute in (default: the model's). ``torch.bfloat16`` runs a copy of
+        the model in bfloat16, weights and state: several times faster for many streams on a
+        CPU with bfloat16 instructions, at a small cost in accuracy. Logits come back in it.
 
     Examples
     --------
@@ -61,7 +71,9 @@ class CharacterStepper:
     (1, 5)
     """
 
-    def __init__(self, model, batch_size: int = 1):
+    def __init__(self, model, batch_size: int = 1, dtype: torch.dtype | None = None):
+        if dtype is not None and dtype != model.head.weight.dtype:
+            model = copy.deepcopy(model).to(dtype)  # the caller's model keeps its precision
         self.model = model
         self.batch_size = batch_size
         self.is_stack = isinstance(model.rnn, MultiRNNCell)
@@ -85,7 +97,8 @@ class CharacterStepper:
 
     def set_state(self, state) -> None:
         """Continue from ``state`` (the model's structure, for ``batch_size`` streams)."""
-        state = map_state(torch.Tensor.detach, state)
+        dtype = self.head_weight.dtype
+        state = map_state(lambda tensor: tensor.detach().to(dtype), state)
         self._hidden = state if self.layers is None else to_step_state(state, self.layers.mode, self.is_stack)
 
     @torch.inference_mode()
@@ -113,9 +126,14 @@ class CharacterStepper:
         """Read ``ids`` ``(B, T)`` with T >= 1 -> the logits after the last one ``(B, V)``.
 
         Runs the model's sequence path (fused kernels) ``chunk`` characters at a time, carrying
-        the state, so a long prime costs one kernel call per chunk and little memory.
+        the state, so a long prime costs one kernel call per chunk and little memory. A single
+        row (``B`` = 1) with several streams is read once from the state of the first stream,
+        and every stream continues from the result (the logits are then ``(1, V)``).
         """
         state = self.state
+        shared = ids.shape[0] == 1 and self.batch_size > 1
+        if shared:
+            state = map_state(lambda tensor: tensor[:1], state)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -123,6 +141,8 @@ class CharacterStepper:
                 logits, state = self.model(ids[:, start:start + chunk], state)  # (B, t, V)
         finally:
             self.model.train(was_training)
+        if shared:
+            state = map_state(lambda tensor: tensor.expand(self.batch_size, *tensor.shape[1:]).contiguous(), state)
         self.set_state(state)
         return logits[:, -1]  # (B, V)
 
@@ -165,7 +185,8 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 
 def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-           generator: torch.Generator | None = None, skip_unknown: bool = False) -> Iterator[str]:
+           generator: torch.Generator | None = None, skip_unknown: bool = False,
+           dtype: torch.dtype | None = None) -> Iterator[str]:
     """Generate text from ``model``, yielding each character as soon as it is made.
 
     Parameters
@@ -195,6 +216,8 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
         Default: PyTorch's global generator.
     skip_unknown : bool
         Drop characters of the prime the vocabulary lacks instead of raising.
+    dtype : torch.dtype, optional
+        The precision to compute in (default: the model's); see :class:`CharacterStepper`.
 
     Returns
     -------
@@ -216,7 +239,41 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
     >>> len("".join(sample(model, vocabulary, prime="ab", length=5)))
     5
     """
+    streams = sample_streams(model, vocabulary, 1, prime=prime, length=length, temperature=temperature,
+                             top_k=top_k, top_p=top_p, greedy=greedy, generator=generator,
+                             skip_unknown=skip_unknown, dtype=dtype)
+    return (characters[0] for characters in streams)
+
+
+def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str = "", length: int = 500,
+                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                   greedy: bool = False, generator: torch.Generator | None = None,
+                   skip_unknown: bool = False, dtype: torch.dtype | None = None) -> Iterator[list[str]]:
+    """Generate ``num_samples`` texts together, yielding one character of each per position.
+
+    All the samples continue the same ``prime``, which is read once; from there each stream
+    draws its own characters. The streams share every step of the model, which is what makes
+    this faster than one sample after another: a step of 64 streams costs a few times a step
+    of one. Takes :func:`sample`'s arguments, plus ``num_samples`` (>= 1).
+
+    Returns
+    -------
+    Iterator[list[str]]
+        ``length`` lists of ``num_samples`` characters: the i-th list holds the i-th character
+        of every sample.
+
+    Examples
+    --------
+    >>> from charrnn.model import CharLM, CharLMConfig
+    >>> vocabulary = Vocabulary.from_text("ab\\n")
+    >>> model = CharLM(CharLMConfig(vocab_size=3, hidden_size=8, embedding_size=4))
+    >>> columns = list(sample_streams(model, vocabulary, 4, prime="ab", length=5))
+    >>> len(columns), len(columns[0])
+    (5, 4)
+    """
     _check_settings(length, temperature, top_k, top_p)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+        raise CharRNNError(f"num-samples must be an integer >= 1, got {num_samples!r}")
     if model.embedding.num_embeddings != vocabulary.size:
         raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
                            f"{model.embedding.num_embeddings}")
@@ -224,34 +281,36 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
         prime_ids = vocabulary.encode(prime, skip_unknown=skip_unknown)
     except UnknownCharacterError as error:
         raise UnknownCharacterError(f"prime: {error}") from None
-    return _generate(model, vocabulary, prime_ids, int(length), float(temperature), top_k, top_p,
-                     greedy, generator)
+    return _generate(model, vocabulary, prime_ids, int(num_samples), int(length), float(temperature),
+                     top_k, top_p, greedy, generator, dtype)
 
 
-def _generate(model, vocabulary, prime_ids: np.ndarray, length, temperature, top_k, top_p, greedy,
-              generator) -> Iterator[str]:
-    """The loop behind :func:`sample` (its arguments already checked)."""
+def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, temperature, top_k, top_p,
+              greedy, generator, dtype) -> Iterator[list[str]]:
+    """The loop behind :func:`sample_streams` (its arguments already checked)."""
     if length == 0:
         return
     device = model.head.weight.device
-    stepper = CharacterStepper(model)
+    stepper = CharacterStepper(model, batch_size=num_samples, dtype=dtype)
     if len(prime_ids) == 0 and "\n" in vocabulary:
         prime_ids = np.array([vocabulary.index["\n"]])
     if len(prime_ids):
         logits = stepper.feed(torch.as_tensor(prime_ids, device=device).view(1, -1))  # (1, V)
     else:
         logits = torch.zeros(1, vocabulary.size, device=device)  # a uniform first draw
+    logits = logits.expand(num_samples, -1)  # (B, V)
     characters = vocabulary.characters
     with torch.inference_mode():
         for position in range(length):
             if greedy:
-                next_id = torch.argmax(logits, dim=-1)  # (1,)
+                next_ids = torch.argmax(logits, dim=-1)  # (B,)
             else:
-                probabilities = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
-                next_id = torch.multinomial(probabilities, 1, generator=generator).view(1)  # (1,)
-            yield characters[next_id.item()]
+                filtered = filter_logits(logits.float(), temperature, top_k, top_p)
+                next_ids = torch.multinomial(torch.softmax(filtered, dim=-1), 1,
+                                             generator=generator).view(num_samples)  # (B,)
+            yield [characters[index] for index in next_ids.tolist()]
             if position + 1 < length:
-                logits = stepper.step(next_id)
+                logits = stepper.step(next_ids)
 
 
 def sample_text(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, **options) -> str:

@@ -21,8 +21,6 @@ resumed run computes the same numbers as one that was never interrupted.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import shutil
 import signal
@@ -61,8 +59,9 @@ from charrnn.corpus import PreparedCorpus, find_text_files, prepare_corpus
 from charrnn.distributed import DistributedContext
 from charrnn.errors import CharRNNError
 from charrnn.evaluation import evaluate
-from charrnn.files import CheckpointError, atomic_write, load_tensors, read_json, write_json
+from charrnn.files import CheckpointError, load_tensors, read_json, write_json
 from charrnn.model import CharLM, detach_state
+from charrnn.reporting import MetricsLog, Progress, clock, plot_losses
 from charrnn.training_config import DEFAULT_MAX_STEPS, TrainConfig, resolve_resume
 from charrnn.unroll import map_state
 
@@ -140,123 +139,6 @@ def learning_rate_at(settings: TrainConfig, step: int, progress: float) -> float
     else:
         rate = top
     return rate * warm
-
-
-# -- the run directory's logs ------------------------------------------------------------------
-class MetricsLog:
-    """``metrics.jsonl``: one JSON object per line, appended as training goes."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def append(self, record: dict) -> None:
-        """Add one line (flushed at once, so a crash loses at most the line being written)."""
-        try:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-        except OSError as error:
-            raise CharRNNError(f"{self.path}: cannot write ({error.strerror})", exit_code=1) from None
-
-    def read(self) -> list[dict]:
-        """Every whole line (a line cut short by a crash is skipped)."""
-        records = []
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return records
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("step"), int):
-                records.append(record)
-        return records
-
-    def truncate_after(self, step: int) -> None:
-        """Drop lines past ``step``: a resumed run logs those steps again."""
-        if not self.path.exists():
-            return
-        kept = [record for record in self.read() if record["step"] <= step]
-        atomic_write(self.path, "".join(json.dumps(record) + "\n" for record in kept))
-
-
-def plot_losses(records: Sequence[dict], path: Path) -> Path | None:
-    """Draw training and validation loss against steps into a PNG at ``path`` (atomically).
-
-    Uses matplotlib's Agg canvas directly, so no global backend is switched. Returns None
-    when there is nothing to draw.
-    """
-    train = [(r["step"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
-    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
-    if not train and not val:
-        return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    if train:
-        axes.plot(*zip(*train), label="train", linewidth=1.2)
-    if val:
-        axes.plot(*zip(*val), label="validation", marker="o", markersize=3, linewidth=1.5)
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss (nats per character)")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return atomic_write(path, buffer.getvalue())
-
-
-# -- progress on the terminal ------------------------------------------------------------------
-def _clock(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-class Progress:
-    """A tqdm bar on a terminal, plain log lines elsewhere, nothing when ``enabled`` is False.
-
-    ``bar=None`` picks the bar when stderr is a terminal.
-    """
-
-    def __init__(self, total_steps: int | None, initial_step: int, enabled: bool = True, bar: bool | None = None,
-                 stream=None):
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.bar = None
-        if enabled and (bar if bar is not None else self.stream.isatty()):
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", file=self.stream,
-                            dynamic_ncols=True, leave=True)
-
-    def step(self, loss: float, characters_per_second: float, eta: float | None) -> None:
-        """After every step: move the bar."""
-        if self.bar is not None:
-            postfix = f"loss {loss:.4f}, {characters_per_second:,.0f} chars/s"
-            if eta is not None:
-                postfix += f", ETA {_clock(eta)}"
-            self.bar.set_postfix_str(postfix, refresh=False)
-            self.bar.update(1)
-
-    def log(self, line: str) -> None:
-        """A log line (a step summary, an evaluation, a note)."""
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(line, file=self.stream)
-        else:
-            print(line, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        """Finish the bar."""
-        if self.bar is not None:
-            self.bar.close()
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -553,10 +435,10 @@ class Trainer:
         if record.get("val_loss") is not None:
             parts.append(f"val {record['val_loss']:.4f}")
         parts += [f"lr {record['learning_rate']:.2e}", f"{record['characters_per_second']:,.0f} chars/s",
-                  f"{_clock(record['elapsed'])} elapsed"]
+                  f"{clock(record['elapsed'])} elapsed"]
         eta = self._speed_and_eta()[1]
         if eta is not None:
-            parts.append(f"ETA {_clock(eta)}")
+            parts.append(f"ETA {clock(eta)}")
         return " | ".join(parts)
 
     def run(self, callback: Callable[["Trainer"], None] | None = None) -> TrainResult:
@@ -645,7 +527,7 @@ class Trainer:
         parameters = sum(parameter.numel() for parameter in self.model.parameters())
         limits = [f"{self.total_steps} steps"] if self.total_steps else []
         if settings.max_time:
-            limits.append(f"{_clock(settings.max_time)}")
+            limits.append(f"{clock(settings.max_time)}")
         start = f"resuming at step {self.step}" if self.step else "training"
         processes = f" x {self.context.world_size} processes" if self.context.is_distributed else ""
         return [f"{start}: {config.num_layers}x{config.hidden_size} {config.cell} ({parameters:,} parameters) on "
@@ -702,7 +584,7 @@ class Trainer:
                      "max_time": f"{self.settings.max_time} s"}[stop_reason]
             val = f", validation loss {self.last_val_loss:.4f}" if self.last_val_loss is not None else ""
             best_text = f", best {self.best_val_loss:.4f}" if self.best_val_loss is not None else ""
-            message = f"finished after {limit} ({_clock(elapsed)}){val}{best_text}; run in {self.run_dir}"
+            message = f"finished after {limit} ({clock(elapsed)}){val}{best_text}; run in {self.run_dir}"
         return TrainResult(run_dir=self.run_dir, stop_reason=stop_reason, message=message, step=self.step,
                            train_loss=self.last_train_loss, val_loss=self.last_val_loss,
                            best_val_loss=self.best_val_loss, latest_checkpoint=latest, best_checkpoint=best,

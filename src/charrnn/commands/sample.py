@@ -1,6 +1,8 @@
 """``charrnn sample CHECKPOINT``: generate text from a trained model, streaming it to stdout.
 
-A thin layer over :func:`charrnn.checkpoint.load_model` and :func:`charrnn.sampling.sample`.
+A thin layer over :func:`charrnn.checkpoint.load_model` and
+:func:`charrnn.sampling.sample_streams`. Several samples are made together, ``--batch-size`` at
+a time: the first of each batch streams as it is made, the others follow when their batch ends.
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ import torch
 from charrnn.checkpoint import load_model
 from charrnn.corpus import read_text
 from charrnn.errors import CharRNNError
-from charrnn.sampling import make_generator, sample
+from charrnn.sampling import make_generator, sample_streams
 from charrnn.vocabulary import UnknownCharacterError
+
+#: Samples made together by default (a step of 64 streams costs a few times a step of one).
+DEFAULT_BATCH_SIZE = 64
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 #: Seconds between flushes of stdout while a line is being made (a line break always flushes).
 FLUSH_INTERVAL = 0.05
@@ -43,6 +49,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--greedy", action="store_true", help="always take the most likely character")
     parser.add_argument("--num-samples", type=int, default=1, metavar="N",
                         help="samples to generate, separated by a blank line (default: 1)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"samples made together (default: {DEFAULT_BATCH_SIZE}); the first of each "
+                             "batch streams, the others print when the batch ends")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                        help="precision to compute in (default: float32); bfloat16 is several times "
+                             "faster for many samples on a CPU with bfloat16 instructions, slightly less exact")
     parser.add_argument("--seed", type=int, metavar="S", help="random seed, for reproducible samples")
     parser.add_argument("--device", default="cpu", help="where to run the model: cpu (default), cuda, mps")
     parser.add_argument("--threads", type=int, metavar="N",
@@ -51,8 +63,9 @@ def add_parser(subparsers) -> None:
 
 
 def _check(args) -> None:
-    if args.num_samples < 1:
-        raise CharRNNError(f"--num-samples must be an integer >= 1, got {args.num_samples}")
+    for name in ("num_samples", "batch_size"):
+        if getattr(args, name) < 1:
+            raise CharRNNError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
     if args.threads is not None and args.threads < 1:
         raise CharRNNError(f"--threads must be an integer >= 1, got {args.threads}")
 
@@ -69,8 +82,16 @@ def _write_stream(characters, out) -> None:
     out.flush()
 
 
+def _first_stream(columns, others: list[list[str]]):
+    """The first sample's characters, one at a time, while the others' are kept in ``others``."""
+    for column in columns:
+        for held, character in zip(others, column[1:]):
+            held.append(character)
+        yield column[0]
+
+
 def run(args) -> int:
-    """Load the model, then print ``--num-samples`` samples to stdout."""
+    """Load the model, then print ``--num-samples`` samples to stdout, separated by a blank line."""
     _check(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -78,18 +99,21 @@ def run(args) -> int:
     loaded = load_model(args.checkpoint, map_location=args.device)
     generator = make_generator(args.seed, device=loaded.model.head.weight.device)
     options = dict(prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p, greedy=args.greedy, generator=generator, skip_unknown=args.skip_unknown)
+                   top_p=args.top_p, greedy=args.greedy, generator=generator, skip_unknown=args.skip_unknown,
+                   dtype=DTYPES[args.dtype])
     out = sys.stdout
-    for index in range(args.num_samples):
+    for first in range(0, args.num_samples, args.batch_size):
+        count = min(args.batch_size, args.num_samples - first)
         try:
-            characters = sample(loaded.model, loaded.vocabulary, **options)
+            columns = sample_streams(loaded.model, loaded.vocabulary, count, **options)
         except UnknownCharacterError as error:
             where = f"{args.prime_file}: " if args.prime_file else ""
             raise UnknownCharacterError(f"{where}{error}; pass --skip-unknown to drop them") from None
-        if index > 0:
-            out.write("\n\n")
-        out.write(prime)
-        _write_stream(characters, out)
+        others = [[] for _ in range(count - 1)]
+        out.write(("\n\n" if first > 0 else "") + prime)
+        _write_stream(_first_stream(columns, others), out)
+        for held in others:
+            out.write("\n\n" + prime + "".join(held))
     out.write("\n")
     out.flush()
     return 0

@@ -1,0 +1,130 @@
+"""What a training run reports: ``metrics.jsonl``, the progress bar and the loss curve."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from charrnn.errors import CharRNNError
+from charrnn.files import atomic_write
+
+
+# -- the run directory's logs ------------------------------------------------------------------
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per line, appended as training goes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def append(self, record: dict) -> None:
+        """Add one line (flushed at once, so a crash loses at most the line being written)."""
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise CharRNNError(f"{self.path}: cannot write ({error.strerror})", exit_code=1) from None
+
+    def read(self) -> list[dict]:
+        """Every whole line (a line cut short by a crash is skipped)."""
+        records = []
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return records
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                records.append(record)
+        return records
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines past ``step``: a resumed run logs those steps again."""
+        if not self.path.exists():
+            return
+        kept = [record for record in self.read() if record["step"] <= step]
+        atomic_write(self.path, "".join(json.dumps(record) + "\n" for record in kept))
+
+
+def plot_losses(records: Sequence[dict], path: Path) -> Path | None:
+    """Draw training and validation loss against steps into a PNG at ``path`` (atomically).
+
+    Uses matplotlib's Agg canvas directly, so no global backend is switched. Returns None
+    when there is nothing to draw.
+    """
+    train = [(r["step"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
+    val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    if not train and not val:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    if train:
+        axes.plot(*zip(*train), label="train", linewidth=1.2)
+    if val:
+        axes.plot(*zip(*val), label="validation", marker="o", markersize=3, linewidth=1.5)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (nats per character)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return atomic_write(path, buffer.getvalue())
+
+
+# -- progress on the terminal ------------------------------------------------------------------
+def clock(seconds: float) -> str:
+    """``seconds`` as ``m:ss``, or ``h:mm:ss`` from an hour up."""
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    """A tqdm bar on a terminal, plain log lines elsewhere, nothing when ``enabled`` is False.
+
+    ``bar=None`` picks the bar when stderr is a terminal.
+    """
+
+    def __init__(self, total_steps: int | None, initial_step: int, enabled: bool = True, bar: bool | None = None,
+                 stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.bar = None
+        if enabled and (bar if bar is not None else self.stream.isatty()):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=initial_step, unit="step", file=self.stream,
+                            dynamic_ncols=True, leave=True)
+
+    def step(self, loss: float, characters_per_second: float, eta: float | None) -> None:
+        """After every step: move the bar."""
+        if self.bar is not None:
+            postfix = f"loss {loss:.4f}, {characters_per_second:,.0f} chars/s"
+            if eta is not None:
+                postfix += f", ETA {clock(eta)}"
+            self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update(1)
+
+    def log(self, line: str) -> None:
+        """A log line (a step summary, an evaluation, a note)."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self.bar is not None:
+            self.bar.close()
