@@ -29,6 +29,11 @@ Each rate is the best of ``--rounds`` (another process can only slow a round dow
 memory check: resident memory (VmRSS) before and after streaming 10k characters, and before
 and after 100k; flat means the 100k run grows it by less than 4 MB.
 
+With ``--accuracy-run RUN_DIR`` (a trained run, e.g. from ``bench_train.py --quality``), it
+also measures what bfloat16 costs: the loss per character of the run's best checkpoint on the
+first ``--accuracy-characters`` of its validation split, read through the sampler's stepper one
+character at a time in float32 and in bfloat16.
+
 Results print as a table with ratios (ours / 20,000 target, ours / reference) and go to
 ``bench/results/sample-<time>.json`` (or ``--out``).
 """
@@ -128,6 +133,31 @@ def rate_floor(model, characters: int) -> float:
     return characters / (time.perf_counter() - start)
 
 
+def dtype_cost(run_dir: Path, characters: int, streams: int = 64) -> dict:
+    """The loss per character of ``run_dir``'s best model on its validation text, stepping the
+    sampler's :class:`CharacterStepper` in float32 and in bfloat16 (``streams`` slices at once)."""
+    from charrnn.checkpoint import load_model, read_checkpoint_config
+    from charrnn.corpus import PreparedCorpus
+    from charrnn.sampling import CharacterStepper
+
+    loaded = load_model(run_dir)
+    val_fraction = read_checkpoint_config(loaded.path)[1].get("val_fraction", 0.1)
+    _, val_ids = PreparedCorpus.open(Path(run_dir) / "data").split(val_fraction)
+    length = min(characters, len(val_ids)) // streams
+    ids = torch.as_tensor(val_ids[:streams * length].astype("int64")).view(streams, length)  # (B, L)
+    losses = {}
+    with torch.inference_mode():
+        for name, dtype in DTYPES.items():
+            stepper = CharacterStepper(loaded.model, batch_size=streams, dtype=dtype)
+            total = 0.0
+            for position in range(length - 1):
+                logits = stepper.step(ids[:, position]).float()  # (B, V)
+                total += F.cross_entropy(logits, ids[:, position + 1], reduction="sum").item()
+            losses[name] = total / (streams * (length - 1))
+    return {"run": str(run_dir), "characters": streams * (length - 1), "loss_nats": losses,
+            "bfloat16_minus_float32": losses["bfloat16"] - losses["float32"]}
+
+
 def resident_mb() -> float:
     """This process's resident memory now (Linux VmRSS; else the peak, which only grows)."""
     try:
@@ -164,6 +194,9 @@ def main(argv=None) -> int:
                         help="numbers of samples made together to measure (none: skip)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=sorted(DTYPES),
                         help="precisions of the streams' runs")
+    parser.add_argument("--accuracy-run", type=Path, metavar="RUN_DIR",
+                        help="a trained run: measure the loss bfloat16 costs on its validation text")
+    parser.add_argument("--accuracy-characters", type=int, default=50_000)
     parser.add_argument("--memory-lengths", type=int, nargs=2, default=[10_000, 100_000])
     parser.add_argument("--out", type=Path, help="results JSON (default: bench/results/sample-<time>.json)")
     args = parser.parse_args(argv)
@@ -232,6 +265,13 @@ def main(argv=None) -> int:
     print(f"MEMORY {'PASS' if flat else 'FAIL'}: streaming {memory_rows[-1]['characters']:,} characters grew "
           f"RSS by {memory_rows[-1]['growth_mb']:+.2f} MB (flat: < {FLAT_MEMORY_SLACK_MB} MB)")
 
+    accuracy = None
+    if args.accuracy_run:
+        accuracy = dtype_cost(args.accuracy_run, args.accuracy_characters)
+        print(f"ACCURACY: {accuracy['characters']:,} validation characters of {accuracy['run']}: "
+              f"float32 {accuracy['loss_nats']['float32']:.4f} nats, bfloat16 {accuracy['loss_nats']['bfloat16']:.4f} "
+              f"({accuracy['bfloat16_minus_float32']:+.4f})")
+
     out = args.out or RESULTS / f"sample-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
@@ -240,7 +280,7 @@ def main(argv=None) -> int:
         "model": {"cell": "lstm", "hidden_size": HIDDEN_SIZE, "num_layers": NUM_LAYERS,
                   "embedding_size": EMBEDDING_SIZE, "vocab_size": VOCABULARY.size},
         "target_characters_per_second": TARGET_CHARACTERS_PER_SECOND,
-        "speed": speed_rows, "streams": stream_rows, "memory": memory_rows, "memory_flat": flat,
+        "speed": speed_rows, "streams": stream_rows, "accuracy": accuracy, "memory": memory_rows, "memory_flat": flat,
     }, indent=2) + "\n", encoding="utf-8")
     print(f"results: {out}")
     return 0

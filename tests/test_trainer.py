@@ -14,7 +14,7 @@ from charrnn.errors import CharRNNError
 from charrnn.files import load_tensors
 from charrnn.reporting import MetricsLog
 from charrnn.trainer import train
-from charrnn.training_config import TrainConfig, build_config, resolve_resume
+from charrnn.training_config import PRESETS, TrainConfig, build_config, resolve_resume
 
 TINY = dict(hidden_size=24, embedding_size=8, num_layers=2, sequence_length=16, batch_size=8,
             eval_every=5, log_every=1, eval_characters=0, num_threads=1, warmup_steps=3)
@@ -193,7 +193,9 @@ def test_settings_layers_and_toml(tmp_path):
     file = tmp_path / "settings.toml"
     file.write_text('preset = "cpu-15min"\nhidden-size = 128\nlearning_rate = 0.001\n')
     config = build_config(config_file=file, overrides={"learning_rate": 0.002})
-    assert (config.hidden_size, config.learning_rate, config.dropout, config.max_time) == (128, 0.002, 0.2, 900.0)
+    preset = PRESETS["cpu-15min"]
+    assert (config.hidden_size, config.learning_rate, config.dropout, config.max_time) == (
+        128, 0.002, preset["dropout"], preset["max_time"])
     file.write_text("hidden_size = -3\n")
     with pytest.raises(CharRNNError, match=r"settings.toml: --hidden-size must be a positive integer"):
         build_config(config_file=file)

@@ -187,11 +187,11 @@ def load_state_tensors(file: str | os.PathLike, expected: dict[str, torch.Tensor
 def _model_from_file(file: Path, config: CharLMConfig) -> CharLM:
     """A :class:`CharLM` of ``config`` holding the weights of ``file``, checked before any allocation.
 
-    The expected shapes come from a model built on the meta device (no memory), so a damaged
-    configuration naming huge sizes fails cleanly instead of exhausting memory.
+    The sizes the configuration names are checked against the file's tensors first, so a
+    damaged configuration naming huge sizes fails cleanly instead of exhausting memory: the
+    model built afterwards is no larger than what the file already holds.
     """
     tensors = load_tensors(file)
-    # The sizes the configuration names, against the file, before anything is built from them.
     layers = {name.split(".")[2] for name in tensors if name.startswith("rnn.cells.") and name.count(".") >= 3}
     if len(layers) != config.num_layers:
         raise CheckpointError(f"{file}: holds {len(layers)} recurrent layer(s) but the configuration says "
@@ -203,15 +203,14 @@ def _model_from_file(file: Path, config: CharLMConfig) -> CharLM:
             what = "is missing" if found is None else f"has shape {list(found)}"
             raise CheckpointError(f"{file}: tensor {name} {what}, the configuration expects {list(shape)}")
     try:
-        with torch.device("meta"):
-            skeleton = CharLM(config)
+        # Built on the CPU for real (not on the meta device, whose first use imports much of
+        # PyTorch's compiler stack, a second or two), and afresh, since buffers that are not
+        # saved (constants of the cells) must be computed.
+        model = CharLM(config)
     except (RuntimeError, ValueError, OverflowError) as error:
         raise CheckpointError(f"{file}: the configuration describes no buildable model "
                               f"({str(error).splitlines()[0][:200]})") from None
-    state = load_state_tensors(file, skeleton.state_dict(), tensors)
-    # Built for real only now, its sizes being the file's; built afresh rather than from the
-    # skeleton, since buffers that are not saved (constants of the cells) must be computed.
-    model = CharLM(config)
+    state = load_state_tensors(file, model.state_dict(), tensors)
     model.load_state_dict(state)
     return model
 

@@ -18,7 +18,6 @@ from charrnn.cells import MultiRNNCell, make_cell
 from charrnn.layers import Dense
 from charrnn.losses import sequence_loss
 from charrnn.optim import make_optimizer
-from charrnn.splits import Sklearn019StratifiedKFold
 from charrnn.unroll import dynamic_rnn
 from charrnn.vocabulary import Vocabulary, one_hot
 from charrnn.windows import sliding_windows, text_from_windows
@@ -253,7 +252,10 @@ def stratified_splits(kfold: str = "current") -> dict:
     ``kfold='current'`` uses today's ``StratifiedKFold``; ``'sklearn-0.19'`` reproduces the
     folds the lecture printed. Returns lists of ``(train, test)`` index lists.
     """
+    # Imported here: scikit-learn takes a second to import, and only this example needs it.
     from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit, train_test_split
+
+    from charrnn.splits import Sklearn019StratifiedKFold
 
     seed, splits = 0, 3
     X = np.array([-5, -3, -1, 1, 3, 5, 7, 9, 11])

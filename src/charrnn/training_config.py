@@ -28,11 +28,14 @@ AMP_MODES = ("none", "bf16", "fp16")
 DECAYS = ("cosine", "linear", "constant")
 
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
-#: quarter-hour of a 2-core CPU: a wider network that dropout keeps from over-fitting, at a
-#: gentler peak learning rate.
+#: quarter-hour of a 2-core CPU: a wider network, kept from over-fitting by dropout and weight
+#: decay, at a gentler peak learning rate. In 15 minutes it sees the corpus about ten times;
+#: with dropout 0.2 and no decay a 2x384 network reached 1.45 nats there, its training loss
+#: 0.3 below, while this one reaches 1.41 (0.45 dropout: 1.42).
 PRESETS: dict[str, dict] = {
     "default": {},
-    "cpu-15min": {"hidden_size": 384, "dropout": 0.2, "learning_rate": 5e-3, "max_time": 900.0},
+    "cpu-15min": {"hidden_size": 512, "dropout": 0.35, "weight_decay": 0.05, "learning_rate": 4e-3,
+                  "max_time": 900.0},
 }
 
 #: Settings a resumed run may change freely (how long, how often, where), as opposed to the

@@ -16,26 +16,33 @@ The pieces, one per module:
 - :mod:`~charrnn.classification.estimator`: the same model as a scikit-learn estimator.
 """
 
-from charrnn.classification.checkpoint import load_classifier, save_classifier
-from charrnn.classification.data import LabeledTexts, load_dataset, load_folder, load_table
-from charrnn.classification.estimator import CharRNNClassifier
-from charrnn.classification.evaluate import EvaluationReport, evaluate_splits
-from charrnn.classification.experiment import train_and_evaluate
-from charrnn.classification.model import CharClassifier, ClassifierConfig
-from charrnn.classification.predict import TextClassifier
-from charrnn.classification.splits import (
-    DuplicateReport,
-    SplitError,
-    StratifiedDuplicateKFold,
-    StratifiedDuplicateShuffleSplit,
-    find_duplicates,
-)
-from charrnn.classification.train import TrainingOptions, train_classifier
+import importlib
 
-__all__ = [
-    "CharClassifier", "CharRNNClassifier", "ClassifierConfig", "DuplicateReport", "EvaluationReport",
-    "LabeledTexts", "SplitError", "StratifiedDuplicateKFold", "StratifiedDuplicateShuffleSplit",
-    "TextClassifier", "TrainingOptions", "evaluate_splits", "find_duplicates", "load_classifier",
-    "load_dataset", "load_folder", "load_table", "save_classifier", "train_and_evaluate",
-    "train_classifier",
-]
+#: Each public name and the module that holds it. They are imported on first use, so that a
+#: command which needs one module does not wait for scikit-learn (a second to import).
+_EXPORTS = {
+    "load_classifier": "checkpoint", "save_classifier": "checkpoint",
+    "LabeledTexts": "data", "load_dataset": "data", "load_folder": "data", "load_table": "data",
+    "CharRNNClassifier": "estimator",
+    "EvaluationReport": "evaluate", "evaluate_splits": "evaluate",
+    "train_and_evaluate": "experiment",
+    "CharClassifier": "model", "ClassifierConfig": "model",
+    "TextClassifier": "predict",
+    "DuplicateReport": "splits", "SplitError": "splits", "StratifiedDuplicateKFold": "splits",
+    "StratifiedDuplicateShuffleSplit": "splits", "find_duplicates": "splits",
+    "TrainingOptions": "train", "train_classifier": "train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -13,7 +13,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
 from charrnn.classification.model import CharClassifier, ClassifierConfig, encode_texts, pad_batch
@@ -100,6 +99,8 @@ def resolve_device(name: str) -> torch.device:
 
 def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     """scikit-learn's ``'balanced'`` weight per class, ``n / (C · n_k)``; 1.0 for an absent class."""
+    from sklearn.utils.class_weight import compute_class_weight  # here: the CLI starts a second sooner
+
     weights = np.ones(num_classes)
     present = np.unique(y)
     weights[present] = compute_class_weight("balanced", classes=present, y=y)
