@@ -36,6 +36,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
+    """Import a public name's module the first time the name is asked for (PEP 562)."""
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -45,4 +46,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
+    """The module's names, those not imported yet included."""
     return sorted(set(globals()) | set(_EXPORTS))
