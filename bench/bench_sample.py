@@ -53,12 +53,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from charrnn.commands.sample import DTYPES
 from charrnn.model import CharLM, CharLMConfig
 from charrnn.sampling import make_generator, sample, sample_streams
 from charrnn.vocabulary import Vocabulary
 
 TARGET_CHARACTERS_PER_SECOND = 20_000
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: The memory check passes when streaming the long length grows resident memory by less.
 FLAT_MEMORY_SLACK_MB = 4.0
 VOCABULARY = Vocabulary([chr(code) for code in range(32, 32 + 64)] + ["\n"])  # 65 characters
@@ -147,8 +147,8 @@ def dtype_cost(run_dir: Path, characters: int, streams: int = 64) -> dict:
     ids = torch.as_tensor(val_ids[:streams * length].astype("int64")).view(streams, length)  # (B, L)
     losses = {}
     with torch.inference_mode():
-        for name, dtype in DTYPES.items():
-            stepper = CharacterStepper(loaded.model, batch_size=streams, dtype=dtype)
+        for name in ("float32", "bfloat16"):
+            stepper = CharacterStepper(loaded.model, batch_size=streams, dtype=DTYPES[name])
             total = 0.0
             for position in range(length - 1):
                 logits = stepper.step(ids[:, position]).float()  # (B, V)

@@ -17,7 +17,9 @@ The programs are the lecture's, line for line, with the changes that TensorFlow 
 - the vocabulary is ``sorted(set(text))`` instead of ``list(set(text))``, whose order changes
   from one Python process to the next; it only permutes the classes;
 - seeds (the graph's, and Python's ``random`` that Keras' initialisers draw from) so that a
-  run can be repeated.
+  run can be repeated;
+- the tail the programs share (dense projection, ``sequence_loss``, Adam, argmax) is written
+  once, in :func:`lecture_head`, with the lecture's lines.
 
 Modes
 -----
@@ -88,6 +90,22 @@ def session():
     return tf1.Session(config=config)
 
 
+def lecture_head(outputs, Y, batch_size, sequence_length, hidden_size, num_classes, learning_rate, dense=True):
+    """The lecture's tail of every graph: the optional dense projection of the RNN outputs,
+    ``sequence_loss`` with unit weights, Adam and the argmax prediction.
+
+    Returns ``(outputs, loss, train, prediction)``, ``outputs`` being the logits."""
+    if dense:
+        X_for_fc = tf1.reshape(outputs, [-1, hidden_size])
+        outputs = tf1.layers.dense(X_for_fc, num_classes, activation=None)
+        outputs = tf1.reshape(outputs, [batch_size, sequence_length, num_classes])
+    weights = tf1.ones([batch_size, sequence_length])
+    loss = tf1.reduce_mean(sequence_loss(outputs, Y, weights))
+    train = tf1.train.AdamOptimizer(learning_rate=learning_rate).minimize(loss)
+    prediction = tf1.argmax(outputs, axis=2)
+    return outputs, loss, train, prediction
+
+
 def build_hihello(dense: bool):
     """The lecture's hihello graph; ``dense`` adds the projection the lecture's 1.58e-05 needs."""
     idx2char = ['h', 'i', 'e', 'l', 'o']
@@ -102,14 +120,8 @@ def build_hihello(dense: bool):
     cell = tf1.nn.rnn_cell.BasicLSTMCell(num_units=hidden_size, state_is_tuple=True)
     initial_state = cell.zero_state(batch_size, tf.float32)
     outputs, _states = tf1.nn.dynamic_rnn(cell, X, initial_state=initial_state, dtype=tf.float32)
-    if dense:
-        X_for_fc = tf1.reshape(outputs, [-1, hidden_size])
-        outputs = tf1.layers.dense(X_for_fc, num_classes, activation=None)
-        outputs = tf1.reshape(outputs, [batch_size, sequence_length, num_classes])
-    weights = tf1.ones([batch_size, sequence_length])
-    loss = tf1.reduce_mean(sequence_loss(outputs, Y, weights))
-    train = tf1.train.AdamOptimizer(learning_rate=learning_rate).minimize(loss)
-    prediction = tf1.argmax(outputs, axis=2)
+    outputs, loss, train, prediction = lecture_head(outputs, Y, batch_size, sequence_length, hidden_size,
+                                                    num_classes, learning_rate, dense)
     return {"X": X, "Y": Y, "loss": loss, "train": train, "prediction": prediction,
             "fetch": [loss, train], "feed_x": x_one_hot, "feed_y": y_data,
             "decode": lambda ids: "".join(idx2char[c] for c in np.squeeze(ids)), "target": "ihello"}
@@ -131,13 +143,8 @@ def build_long_sequence():
     cell = tf1.nn.rnn_cell.BasicLSTMCell(num_units=hidden_size, state_is_tuple=True)
     initial_state = cell.zero_state(batch_size, tf.float32)
     outputs, _states = tf1.nn.dynamic_rnn(cell, x_one_hot, initial_state=initial_state, dtype=tf.float32)
-    X_for_fc = tf1.reshape(outputs, [-1, hidden_size])
-    outputs = tf1.layers.dense(X_for_fc, num_classes, activation=None)
-    outputs = tf1.reshape(outputs, [batch_size, sequence_length, num_classes])
-    weights = tf1.ones([batch_size, sequence_length])
-    loss = tf1.reduce_mean(sequence_loss(outputs, Y, weights))
-    train = tf1.train.AdamOptimizer(learning_rate=learning_rate).minimize(loss)
-    prediction = tf1.argmax(outputs, axis=2)
+    outputs, loss, train, prediction = lecture_head(outputs, Y, batch_size, sequence_length, hidden_size,
+                                                    num_classes, learning_rate)
     return {"X": X, "Y": Y, "loss": loss, "train": train, "prediction": prediction,
             "fetch": [loss, train], "feed_x": x_data, "feed_y": y_data,
             "decode": lambda ids: "".join(idx2char[c] for c in np.squeeze(ids)), "target": sample[1:]}
@@ -164,13 +171,8 @@ def build_long_sentence():
         [tf1.nn.rnn_cell.BasicLSTMCell(hidden_size, state_is_tuple=True) for _ in range(2)],
         state_is_tuple=True)
     outputs, _states = tf1.nn.dynamic_rnn(multi_cells, X_one_hot, dtype=tf.float32)
-    X_for_fc = tf1.reshape(outputs, [-1, hidden_size])
-    outputs = tf1.layers.dense(X_for_fc, num_classes, activation=None)
-    outputs = tf1.reshape(outputs, [batch_size, sequence_length, num_classes])
-    weights = tf1.ones([batch_size, sequence_length])
-    mean_loss = tf1.reduce_mean(sequence_loss(outputs, Y, weights))
-    train_op = tf1.train.AdamOptimizer(learning_rate=learning_rate).minimize(mean_loss)
-    prediction = tf1.argmax(outputs, axis=2)
+    outputs, mean_loss, train_op, prediction = lecture_head(outputs, Y, batch_size, sequence_length, hidden_size,
+                                                            num_classes, learning_rate)
 
     def decode(ids):
         # The lecture's read-back: the first window whole, then each later window's last char.

@@ -7,11 +7,11 @@ are used as they are. What lives here is what scikit-learn no longer offers.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import KFold
+from sklearn.model_selection import BaseCrossValidator, KFold
 from sklearn.utils.validation import check_array, column_or_1d
 
 
-class Sklearn019StratifiedKFold:
+class Sklearn019StratifiedKFold(BaseCrossValidator):
     """Stratified K-fold with the fold assignment of scikit-learn 0.19.
 
     The lecture's printed folds (test ``[2 5 8]``, ``[1 4 6]``, ``[0 3 7]``) came from
@@ -48,10 +48,6 @@ class Sklearn019StratifiedKFold:
         self.n_splits = int(n_splits)
         self.shuffle = bool(shuffle)
         self.random_state = random_state
-
-    def __repr__(self) -> str:
-        return (f"Sklearn019StratifiedKFold(n_splits={self.n_splits}, random_state={self.random_state}, "
-                f"shuffle={self.shuffle})")
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """The number of folds."""

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold, StratifiedShuffleSplit
 
 from charrnn.errors import CharRNNError
 
@@ -102,7 +102,7 @@ def _prepare(X, y, groups):
     return y, groups
 
 
-class StratifiedDuplicateKFold:
+class StratifiedDuplicateKFold(BaseCrossValidator):
     """Stratified K-fold in which the copies of a text always share a fold.
 
     scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold` with ``groups``
@@ -137,10 +137,6 @@ class StratifiedDuplicateKFold:
         self.shuffle = bool(shuffle)
         self.random_state = random_state if self.shuffle else None
 
-    def __repr__(self) -> str:
-        return (f"StratifiedDuplicateKFold(n_splits={self.n_splits}, random_state={self.random_state}, "
-                f"shuffle={self.shuffle})")
-
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """The number of folds."""
         return self.n_splits
@@ -156,7 +152,7 @@ class StratifiedDuplicateKFold:
         yield from kfold.split(np.zeros(len(y)), y, groups)
 
 
-class StratifiedDuplicateShuffleSplit:
+class StratifiedDuplicateShuffleSplit(BaseCrossValidator):
     """Stratified random hold-out splits in which the copies of a text share a side.
 
     The distinct texts (groups) are split by scikit-learn's
@@ -191,10 +187,6 @@ class StratifiedDuplicateShuffleSplit:
         self.n_splits = int(n_splits)
         self.test_size = float(test_size)
         self.random_state = random_state
-
-    def __repr__(self) -> str:
-        return (f"StratifiedDuplicateShuffleSplit(n_splits={self.n_splits}, "
-                f"random_state={self.random_state}, test_size={self.test_size})")
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """The number of splits."""
