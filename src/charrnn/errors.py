@@ -14,3 +14,10 @@ class CharRNNError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class SettingError(CharRNNError, ValueError):
+    """A setting (an argument, a flag, a configuration value) outside what it may be.
+
+    A ``ValueError`` too, as scikit-learn and PyTorch raise for a bad argument.
+    """

@@ -18,6 +18,26 @@ def map_state(function, *states):
     return type(first)(*mapped) if hasattr(first, "_fields") else type(first)(mapped)
 
 
+def flatten_state(state) -> list[torch.Tensor]:
+    """The tensors of a state structure, in a fixed order (depth first, as :func:`map_state` visits)."""
+    leaves: list[torch.Tensor] = []
+    map_state(lambda tensor: leaves.append(tensor) or tensor, state)
+    return leaves
+
+
+def rebuild_state(template, leaves):
+    """``template``'s structure holding ``leaves`` (in :func:`flatten_state`'s order).
+
+    Each leaf is moved to its template tensor's device and dtype.
+    """
+    leaves = list(leaves)
+    expected = len(flatten_state(template))
+    if len(leaves) != expected:
+        raise ValueError(f"the state structure holds {expected} tensors, got {len(leaves)}")
+    iterator = iter(leaves)
+    return map_state(lambda tensor: next(iterator).to(tensor.device, tensor.dtype), template)
+
+
 def _check_sequence_length(sequence_length, batch: int, steps: int, device) -> torch.Tensor:
     lengths = torch.as_tensor(sequence_length, device=device)
     if lengths.dtype.is_floating_point or lengths.shape != (batch,):
