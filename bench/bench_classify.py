@@ -5,6 +5,8 @@ names, 1 male name for every 20), every model is scored on the SAME stratified 5
 macro-F1, balanced accuracy and wall time (training + prediction over all folds), with ratios
 against the reference row (TF-IDF char_wb 1-4 + LogisticRegression at scikit-learn's defaults),
 measured in the same run. The CPU may be shared: compare ratios, not absolute seconds.
+There is no target: each dataset ends in one line reporting charrnn's ratios (exit status 0);
+results go to ``bench/results/classify-<time>.json`` (or ``--results``).
 
 Duplicates: 365 names are in both files (e.g. "Abbey"), so those texts carry both labels.
 They are kept, with both labels, and grouped: the two copies of a name always fall in the same
@@ -13,14 +15,14 @@ costs every model at least one error (no model can get both labels of one text r
 
     python bench/bench_classify.py                       # both datasets, about 25 min on 2 cores
     python bench/bench_classify.py --datasets 1:20 --epochs 4   # a quicker look
+    python bench/bench_classify.py --datasets 1:20 --folds 2 --epochs 1 --hidden-size 16  # a smoke run
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,10 +32,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 
+from charrnn.checks import integer_at_least, positive_int
 from charrnn.classification import CharRNNClassifier, StratifiedDuplicateKFold, find_duplicates, load_folder
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "names-gender"
+from common import DATA, Verdicts, add_common_arguments, print_machine_header, results_path, write_results
 
 
 def subsample(texts, labels, rare: str, ratio: int, seed: int):
@@ -81,32 +83,36 @@ def evaluate(estimator, texts, labels, folds):
             "seconds": time.perf_counter() - started}
 
 
-def main() -> None:
+def main(argv=None) -> int:
+    """Run the benchmark (no target: the exit status is 0 unless it breaks)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of <label>.txt files")
+    add_common_arguments(parser, threads=2, data=DATA / "names-gender", data_help="folder of <label>.txt files")
     parser.add_argument("--datasets", default="full,1:20", help="comma-separated: full, 1:20")
     parser.add_argument("--rare", default="male", help="the class subsampled for 1:20")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=integer_at_least(2), default=5)
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds, the subsample and the RNN")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch.set_num_threads (use 1 on a CPU other processes load: 2 threads then spin)")
     parser.add_argument("--cell", default="lstm")
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--num-layers", type=int, default=1)
-    parser.add_argument("--embedding-size", type=int, default=64)
+    parser.add_argument("--hidden-size", type=positive_int, default=256)
+    parser.add_argument("--num-layers", type=positive_int, default=1)
+    parser.add_argument("--embedding-size", type=positive_int, default=64)
     parser.add_argument("--dropout", type=float, default=0.3)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=positive_int, default=12)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "classify.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parser.parse_args(argv)
+    names = args.datasets.split(",")
+    if not set(names) <= {"full", "1:20"}:
+        parser.error(f"--datasets must list full and/or 1:20, got {args.datasets!r}")
+    torch.set_num_threads(args.threads)  # on a CPU other processes load, 1 is faster: 2 threads then spin
+    header = print_machine_header()
 
     data = load_folder(args.data)
     datasets = {"full": (data.texts, data.labels)}
     datasets["1:20"] = subsample(data.texts, data.labels, args.rare, 20, args.seed)
-    results = {"settings": {key: str(value) for key, value in vars(args).items()}, "datasets": {}}
-    for name in args.datasets.split(","):
+    results = {"benchmark": "classify", "machine": header,
+               "settings": {key: str(value) for key, value in vars(args).items()}, "datasets": {}}
+    verdicts = Verdicts()
+    for name in names:
         texts, labels = datasets[name]
         counts = {label: labels.count(label) for label in sorted(set(labels))}
         duplicates = find_duplicates(texts, labels)
@@ -124,10 +130,15 @@ def main() -> None:
                   f"{scores['macro_f1'] / reference['macro_f1']:>9.3f} "
                   f"{scores['seconds'] / reference['seconds']:>10.1f}", flush=True)
         results["datasets"][name] = {"counts": counts, "duplicates": vars(duplicates), "models": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"\nresults written to {args.out}")
+        reference, *_, ours = rows.values()  # the first row and charrnn's, the last
+        verdicts.add(f"charrnn on {name}", None,
+                     f"macro-F1 {ours['macro_f1']:.3f} = {ours['macro_f1'] / reference['macro_f1']:.3f}x the "
+                     f"reference's, in {ours['seconds'] / reference['seconds']:.1f}x its time")
+    results["verdicts"] = verdicts.records()
+    print()
+    write_results(results, results_path("classify", args.results))
+    return verdicts.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

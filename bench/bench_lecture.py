@@ -2,8 +2,8 @@
 
 Usage::
 
-    python bench/bench_lecture.py [--repeats 5] [--tf-python PATH] [--outcome-seeds 0 1 2]
-                                  [--skip-paths] [--json FILE]
+    python bench/bench_lecture.py [--rounds 5] [--tf-python PATH] [--outcome-seeds 0 1 2]
+                                  [--skip-paths] [--results FILE]
 
 Three parts, all on ONE thread (``torch.set_num_threads(1)``, as ``charrnn lecture`` runs; the
 TensorFlow session gets ``intra_op = inter_op = 1``):
@@ -13,17 +13,19 @@ TensorFlow session gets ``intra_op = inter_op = 1``):
    ``bench/tf_reference.py``'s loop (the lecture's TensorFlow 1 program under
    ``tf.compat.v1``). TensorFlow runs in a child process (``tf_reference.py --serve``) that
    answers one program at a time, so each program runs on both sides back to back, the order
-   alternating from round to round: both see the same load. Medians of ``--repeats`` rounds;
+   alternating from round to round: both see the same load. Medians of ``--rounds`` rounds;
    the ratio is TF / charrnn (the target is at least 2x). Wall-clock seconds, process CPU
    seconds (which a loaded machine disturbs less), and the ratio of the fastest rounds.
 2. What TensorFlow's lecture programs reach (final loss, prediction, first correct iteration),
    run as the lecture writes them for each ``--outcome-seeds`` value, beside charrnn's verdicts.
 3. The fused vs step paths of :func:`charrnn.unroll.dynamic_rnn`: forward + backward + Adam per
-   iteration, for the lecture's shapes and a bigger one.
+   iteration, for the lecture's shapes and a bigger one (reported, no target).
 
-Without a Python that has TensorFlow (``--tf-python``, default ``/work/tfvenv/bin/python``), the
-issue's documented figures stand in (2 s for hihello, 5 s for long-sentence), labelled as not
-measured in this run.
+The verdict is one line per training example, TF / charrnn >= 2x, and the exit status is 1 when
+one misses. Without a Python that has TensorFlow (``--tf-python``; by default
+``/work/tfvenv/bin/python`` or this Python, whichever imports it) there is nothing to compare
+with: charrnn's own figures are reported, with "no verdict: TensorFlow is not installed", and
+the exit status is 0. Results go to ``bench/results/lecture-<time>.json`` (or ``--results``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from charrnn.cells import BasicLSTMCell, MultiRNNCell, make_cell
-from charrnn.files import write_json
 from charrnn.layers import Dense
 from charrnn.lecture import (EXAMPLES, LONG_SENTENCE, LONG_SEQUENCE, LectureModel, LectureOptions,
                              fit)
@@ -50,22 +50,16 @@ from charrnn.unroll import dynamic_rnn
 from charrnn.vocabulary import Vocabulary, one_hot
 from charrnn.windows import sliding_windows
 
+from common import (Verdicts, add_common_arguments, interleaved, print_machine_header, results_path, timed,
+                    write_results)
+
 HERE = Path(__file__).resolve().parent
 TF_REFERENCE = HERE / "tf_reference.py"
 DEFAULT_TF_PYTHON = Path("/work/tfvenv/bin/python")
-# The issue's figures for TensorFlow 2.15, compat.v1 graph mode, one thread, "on these machines".
-DOCUMENTED_TF_SECONDS = {"hihello": 2.0, "long-sentence": 5.0}
 TARGET_SPEEDUP = 2.0
 # Training programs timed on both sides: charrnn's example (and option) -> tf_reference.py's program.
 TRAINING = {"hihello": "hihello", "hihello --dense": "hihello-dense", "long-sequence": "long-sequence",
             "long-sentence": "long-sentence"}
-
-
-def timed(function):
-    """Run ``function()``; return ``(result, wall seconds, CPU seconds)``."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = function()
-    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def quiet(_line: str) -> None:
@@ -103,21 +97,18 @@ def lecture_loop(name: str, seed: int = 0):
     return lambda: fit(model, x_one_hot, targets, iterations, 0.1, "tf-adam", 0, str, quiet)
 
 
+def seconds(function) -> dict:
+    """Wall-clock and process CPU seconds of ``function()``."""
+    timing = timed(function)
+    return {"wall": timing.wall, "cpu": timing.cpu}
+
+
 def time_charrnn_examples() -> dict:
     """Every lecture example whole (set-up and verdict included), as ``charrnn lecture`` runs it."""
-    results = {}
-    for name, example in EXAMPLES.items():
-        _, wall, cpu = timed(lambda: example(LectureOptions(every=10**9), quiet))
-        results[f"example {name}"] = {"wall": wall, "cpu": cpu}
-    _, wall, cpu = timed(lambda: EXAMPLES["hihello"](LectureOptions(every=10**9, dense=True), quiet))
-    results["example hihello --dense"] = {"wall": wall, "cpu": cpu}
+    results = {name: seconds(lambda: example(LectureOptions(every=10**9), quiet))
+               for name, example in EXAMPLES.items()}
+    results["hihello --dense"] = seconds(lambda: EXAMPLES["hihello"](LectureOptions(every=10**9, dense=True), quiet))
     return results
-
-
-def time_charrnn_loop(name: str) -> dict:
-    """Wall and CPU seconds of one training loop from a fresh model."""
-    _, wall, cpu = timed(lecture_loop(name))
-    return {"wall": wall, "cpu": cpu}
 
 
 # -- TensorFlow: the reference in a child process -------------------------------------------------
@@ -214,30 +205,27 @@ def path_iteration(shape: tuple, fused: bool | None):
     return iteration
 
 
-def time_paths(shape: tuple, repeats: int) -> dict:
+def time_paths(shape: tuple, rounds: int) -> dict:
     """Median ms per iteration of the fused and the step path, measured in alternation."""
     iterations = shape[-1]
     runs = {"fused": path_iteration(shape, None), "step": path_iteration(shape, False)}
     for run in runs.values():
         for _ in range(max(2, iterations // 20)):
             run()  # warm-up: oneDNN builds its primitives on first use
-    samples = {path: {"wall_ms": [], "cpu_ms": []} for path in runs}
-    for _ in range(repeats):
-        for path, run in runs.items():
-            _, wall, cpu = timed(lambda: [run() for _ in range(iterations)])
-            samples[path]["wall_ms"].append(wall * 1e3 / iterations)
-            samples[path]["cpu_ms"].append(cpu * 1e3 / iterations)
-    return {path: {field: statistics.median(values) for field, values in fields.items()}
-            for path, fields in samples.items()}
+    timings = interleaved({path: lambda run=run: [run() for _ in range(iterations)] for path, run in runs.items()},
+                          rounds)
+    return {path: {"wall_ms": statistics.median(t.wall for t in samples) * 1e3 / iterations,
+                   "cpu_ms": statistics.median(t.cpu for t in samples) * 1e3 / iterations}
+            for path, samples in timings.items()}
 
 
-def compare_paths(repeats: int) -> dict:
+def compare_paths(rounds: int) -> dict:
     """Print and return the fused vs step table."""
-    print(f"\nfused vs step paths, forward + backward + TF Adam, ms per iteration (median of {repeats})")
+    print(f"\nfused vs step paths, forward + backward + TF Adam, ms per iteration (median of {rounds})")
     print(f"{'shape':<44} {'fused ms':>9} {'cpu':>7} {'step ms':>9} {'cpu':>7} {'step/fused':>11} {'cpu':>6}")
     results = {}
     for name, shape in SHAPES.items():
-        result = results[name] = time_paths(shape, repeats)
+        result = results[name] = time_paths(shape, rounds)
         fused, step = result["fused"], result["step"]
         print(f"{name:<44} {fused['wall_ms']:9.3f} {fused['cpu_ms']:7.3f} {step['wall_ms']:9.3f} "
               f"{step['cpu_ms']:7.3f} {ratio_text(step['wall_ms'], fused['wall_ms']):>11} "
@@ -245,44 +233,51 @@ def compare_paths(repeats: int) -> dict:
     return results
 
 
+# -- the rounds -----------------------------------------------------------------------------------------
+def run_rounds(rounds: int, server: TFServer | None) -> dict:
+    """``rounds`` rounds: the examples whole, then each training program on charrnn's side and on
+    TensorFlow's back to back, the order reversing every other round. Returns the timings."""
+    candidates = {"examples": time_charrnn_examples}
+    for name, program in TRAINING.items():
+        # The loop alone, without building its model: it times itself (as TensorFlow's does).
+        candidates[f"loop {name}"] = lambda name=name: seconds(lecture_loop(name))
+        if server is not None:
+            candidates[f"tf {program}"] = lambda program=program: server.time(program)
+    return interleaved(candidates, rounds, alternate=True)
+
+
+def summarise(timings: dict) -> dict:
+    """One row per example: medians of both sides, their ratios, and the fastest rounds' ratio."""
+    def median(key, field):
+        return statistics.median(t.result[field] for t in timings[key])
+
+    rows = {}
+    for name in [*EXAMPLES, "hihello --dense"]:
+        row = rows[name] = {"charrnn_example_seconds": statistics.median(
+            t.result[name]["wall"] for t in timings["examples"])}
+        if name not in TRAINING:
+            continue
+        row["charrnn_loop_seconds"] = median(f"loop {name}", "wall")
+        row["charrnn_loop_cpu_seconds"] = median(f"loop {name}", "cpu")
+        tf_key = f"tf {TRAINING[name]}"
+        if tf_key in timings:
+            for field in ("loop_seconds", "loop_cpu_seconds", "first_iteration_seconds"):
+                row[f"tf_{field}"] = median(tf_key, field)
+            row["speedup"] = row["tf_loop_seconds"] / row["charrnn_loop_seconds"]
+            row["speedup_cpu"] = row["tf_loop_cpu_seconds"] / row["charrnn_loop_cpu_seconds"]
+            row["speedup_fastest_rounds"] = (min(t.result["loop_seconds"] for t in timings[tf_key])
+                                             / min(t.result["wall"] for t in timings[f"loop {name}"]))
+    return rows
+
+
 # -- report ---------------------------------------------------------------------------------------------
-def median_of(rounds: list[dict], key: str, field: str) -> float:
-    """Median of ``rounds[i][key][field]``."""
-    return statistics.median(round_[key][field] for round_ in rounds)
-
-
 def ratio_text(reference: float | None, ours: float | None) -> str:
     """``reference / ours`` as ``'2.31x'``, or ``'-'``."""
     return "-" if reference is None or not ours else f"{reference / ours:.2f}x"
 
 
-def summarise(charrnn_rounds: list[dict], tf_rounds: list[dict], measured: bool) -> dict:
-    """One row per example: medians of both sides, their ratios, and the fastest rounds' ratio."""
-    rows = {}
-    for name in [*EXAMPLES, "hihello --dense"]:
-        row = {"charrnn_example_seconds": median_of(charrnn_rounds, f"example {name}", "wall")}
-        program = TRAINING.get(name)
-        if program is not None:
-            row["charrnn_loop_seconds"] = median_of(charrnn_rounds, f"loop {name}", "wall")
-            row["charrnn_loop_cpu_seconds"] = median_of(charrnn_rounds, f"loop {name}", "cpu")
-            fastest = min(round_[f"loop {name}"]["wall"] for round_ in charrnn_rounds)
-            if measured:
-                for field in ("loop_seconds", "loop_cpu_seconds", "first_iteration_seconds"):
-                    row[f"tf_{field}"] = statistics.median(r[program][field] for r in tf_rounds)
-                tf_fastest = min(r[program]["loop_seconds"] for r in tf_rounds)
-            else:
-                row["tf_loop_seconds"] = tf_fastest = DOCUMENTED_TF_SECONDS.get(program)
-            if row["tf_loop_seconds"] is not None:
-                row["speedup"] = row["tf_loop_seconds"] / row["charrnn_loop_seconds"]
-                row["speedup_fastest_rounds"] = tf_fastest / fastest
-            if row.get("tf_loop_cpu_seconds") is not None:
-                row["speedup_cpu"] = row["tf_loop_cpu_seconds"] / row["charrnn_loop_cpu_seconds"]
-        rows[name] = row
-    return rows
-
-
-def print_lecture_table(rows: dict, measured: bool) -> None:
-    """The main table: each example, charrnn's seconds, TensorFlow's, and TF / charrnn."""
+def print_lecture_table(rows: dict) -> None:
+    """The main table: each example, charrnn's seconds, TensorFlow's (when measured), TF / charrnn."""
     def cell(value, width):
         return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
 
@@ -290,18 +285,14 @@ def print_lecture_table(rows: dict, measured: bool) -> None:
         return f"{'-':>{width}}" if value is None else f"{value:{width - 1}.2f}x"
 
     print(f"\n{'example':<16} {'charrnn':>8} | {'loop s':>7} {'cpu s':>6} | {'TF loop s':>9} {'cpu s':>6} "
-          f"{'1st it':>6} | {'TF/charrnn':>10} {'cpu':>6} {'fastest':>8}  target >= {TARGET_SPEEDUP:g}x")
+          f"{'1st it':>6} | {'TF/charrnn':>10} {'cpu':>6} {'fastest':>8}")
     for name, row in rows.items():
-        speedup = row.get("speedup")
-        verdict = "" if speedup is None else ("yes" if speedup >= TARGET_SPEEDUP else "NO")
-        if speedup is not None and not measured:
-            verdict += " (TF: the issue's figure, NOT measured in this run)"
         print(f"{name:<16} {row['charrnn_example_seconds']:8.3f} | "
               f"{cell(row.get('charrnn_loop_seconds'), 7)} "
               f"{cell(row.get('charrnn_loop_cpu_seconds'), 6)} | {cell(row.get('tf_loop_seconds'), 9)} "
               f"{cell(row.get('tf_loop_cpu_seconds'), 6)} {cell(row.get('tf_first_iteration_seconds'), 6)} | "
-              f"{times(speedup, 10)} {times(row.get('speedup_cpu'), 6)} "
-              f"{times(row.get('speedup_fastest_rounds'), 8)}  {verdict}")
+              f"{times(row.get('speedup'), 10)} {times(row.get('speedup_cpu'), 6)} "
+              f"{times(row.get('speedup_fastest_rounds'), 8)}")
     print("charrnn: the whole example (median wall s); loop: its training loop alone; TF loop: the "
           "lecture's program's loop (its 1st iteration also optimises the graph); fastest: the ratio "
           "of the fastest rounds")
@@ -324,78 +315,77 @@ def print_outcomes(outcomes: dict, charrnn_results: dict) -> None:
         print(f"  {name:<16} {'PASS' if result.passed else 'FAIL'} - {result.verdict}")
 
 
-def run_rounds(repeats: int, server: TFServer | None) -> tuple[list[dict], list[dict]]:
-    """``repeats`` rounds: the examples whole, then each training program on both sides in turn."""
-    charrnn_rounds, tf_rounds = [], []
-    for round_index in range(repeats):
-        charrnn_round, tf_round = time_charrnn_examples(), {}
-        for name, program in TRAINING.items():
-            # Each program back to back on both sides, the order alternating from round to round.
-            if server is not None and round_index % 2 == 0:
-                tf_round[program] = server.time(program)
-            charrnn_round[f"loop {name}"] = time_charrnn_loop(name)
-            if server is not None and round_index % 2 == 1:
-                tf_round[program] = server.time(program)
-        charrnn_rounds.append(charrnn_round)
-        if server is not None:
-            tf_rounds.append(tf_round)
-        print(f"round {round_index + 1}/{repeats} done", flush=True)
-    return charrnn_rounds, tf_rounds
+def find_tf_python() -> Path | None:
+    """A Python that imports TensorFlow: ``/work/tfvenv/bin/python``, or this one; None without."""
+    for candidate in (DEFAULT_TF_PYTHON, Path(sys.executable)):
+        if tf_python_available(candidate):
+            return candidate
+    return None
 
 
-def start_tf_server(tf_python: Path | None) -> TFServer | None:
-    """The TensorFlow reference, warmed up; None (with the reason printed) when unavailable."""
-    documented = ", ".join(f"{name} {seconds:g} s" for name, seconds in DOCUMENTED_TF_SECONDS.items())
-    fallback = f"using the issue's documented figures ({documented}), NOT measured in this run"
-    if not tf_python_available(tf_python):
-        print(f"TensorFlow reference unavailable ({tf_python or 'no --tf-python'}): {fallback}")
-        return None
+def start_tf_server(tf_python: Path) -> TFServer:
+    """The TensorFlow reference, warmed up (raises RuntimeError when it fails)."""
     try:
         server = TFServer(tf_python)
         for program in TRAINING.values():
             server.time(program)  # warm-up, as charrnn's
-    except (RuntimeError, json.JSONDecodeError, KeyError) as error:
-        print(f"TensorFlow reference failed ({error}): {fallback}")
-        return None
+    except (json.JSONDecodeError, KeyError) as error:
+        raise RuntimeError(f"{TF_REFERENCE.name} --serve answered badly: {error}") from error
     print(f"TensorFlow reference: {tf_python} {TF_REFERENCE.name} (TensorFlow {server.version}), "
-          "measured in this run")
+          "measured in this run", flush=True)
     return server
 
 
+def judge(verdicts: Verdicts, rows: dict) -> None:
+    """One verdict per training example: TF / charrnn on the loop's median wall clock."""
+    for name, row in rows.items():
+        if "speedup" in row:
+            verdicts.add(f"{name} speed-up", row["speedup"] >= TARGET_SPEEDUP,
+                         f"TF loop {row['tf_loop_seconds']:.3f} s / charrnn loop {row['charrnn_loop_seconds']:.3f} s "
+                         f"= {row['speedup']:.2f}x (CPU time {row['speedup_cpu']:.2f}x, fastest rounds "
+                         f"{row['speedup_fastest_rounds']:.2f}x; target >= {TARGET_SPEEDUP:g}x)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its tables."""
+    """Run the benchmark and print its tables; the exit status is 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="rounds per measurement (median; default 5)")
+    add_common_arguments(parser, rounds=5)
     parser.add_argument("--tf-python", type=Path,
-                        default=DEFAULT_TF_PYTHON if DEFAULT_TF_PYTHON.exists() else None,
-                        help=f"a Python with TensorFlow 2.15 (default {DEFAULT_TF_PYTHON} if it exists)")
+                        help=f"a Python with TensorFlow 2.15 (default: {DEFAULT_TF_PYTHON} or this Python, "
+                             "whichever imports tensorflow)")
     parser.add_argument("--outcome-seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="seeds for TensorFlow's as-written outcome check (none: skip it)")
     parser.add_argument("--skip-paths", action="store_true", help="skip the fused vs step part")
-    parser.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.tf_python is not None and not tf_python_available(args.tf_python):
+        parser.error(f"--tf-python {args.tf_python} cannot import tensorflow")
+    tf_python = args.tf_python or find_tf_python()
 
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread; {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    header = print_machine_header()
     for name in EXAMPLES:  # warm-up: imports, oneDNN primitives, scikit-learn, outside the rounds
         EXAMPLES[name](LectureOptions(every=10**9, iterations=3), quiet)
-    server = start_tf_server(args.tf_python)
-    measured = server is not None
+    verdicts, server, tensorflow = Verdicts(), None, None
+    if tf_python is None:
+        print("TensorFlow is not installed: charrnn's own figures only", flush=True)
+    else:
+        try:
+            server = start_tf_server(tf_python)
+        except RuntimeError as error:
+            verdicts.add("TensorFlow reference", False, f"{tf_python} {TF_REFERENCE.name} failed: {error}")
     try:
-        charrnn_rounds, tf_rounds = run_rounds(args.repeats, server)
+        timings = run_rounds(args.rounds, server)
     finally:
         if server is not None:
+            tensorflow = server.version
             server.close()
 
-    report = {"tensorflow": server.version if measured else None,
-              "lecture": summarise(charrnn_rounds, tf_rounds, measured),
-              "charrnn_rounds": charrnn_rounds, "tf_rounds": tf_rounds}
-    print_lecture_table(report["lecture"], measured)
-    if measured and args.outcome_seeds:
-        report["tf_outcomes"] = run_tf_reference(args.tf_python, [
+    report = {"benchmark": "lecture", "machine": header, "tensorflow": tensorflow,
+              "lecture": summarise(timings),
+              "rounds": {key: [t.result for t in samples] for key, samples in timings.items()}}
+    print_lecture_table(report["lecture"])
+    if server is not None and args.outcome_seeds:
+        report["tf_outcomes"] = run_tf_reference(tf_python, [
             "--check-outcomes", "--programs", "hihello", "long-sequence", "long-sentence",
             "--seeds", *map(str, args.outcome_seeds)])["outcomes"]
         charrnn_results = {name: EXAMPLES[name](LectureOptions(every=10**9), quiet)
@@ -404,11 +394,19 @@ def main(argv: list[str] | None = None) -> int:
             LectureOptions(every=10**9, dense=True), quiet)
         print_outcomes(report["tf_outcomes"], charrnn_results)
     if not args.skip_paths:
-        report["paths"] = compare_paths(args.repeats)
-    if args.json:
-        write_json(args.json, report)
-        print(f"\nwrote {args.json}")
-    return 0
+        report["paths"] = compare_paths(args.rounds)
+    print()
+    if tf_python is None:
+        verdicts.add("TF / charrnn", None, "no verdict: TensorFlow is not installed (give --tf-python, "
+                     "or see bench/README_lecture.md to install it)")
+    judge(verdicts, report["lecture"])
+    if "paths" in report:
+        verdicts.add("fused vs step", None, "step / fused wall time " + ", ".join(
+            ratio_text(row["step"]["wall_ms"], row["fused"]["wall_ms"]) for row in report["paths"].values())
+            + " (the shapes above)")
+    report["verdicts"] = verdicts.records()
+    write_results(report, results_path("lecture", args.results))
+    return verdicts.finish()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_prepare.py [--size-mb 100] [--source FILE | --synthetic]
+    python bench/bench_prepare.py [--size-mb 100] [--data FILE | --synthetic] [--results FILE.json]
 
 Writes a corpus of about ``--size-mb`` MB in a temporary folder (tinyshakespeare repeated, or
 synthetic mixed English / Korean / emoji text), then runs, each in its own child process so
@@ -15,7 +15,9 @@ that ``ru_maxrss`` is that child's own peak:
 - ``reuse``: the same call again, which finds the prepared corpus and encodes nothing.
 
 Times are measured inside the child around the work only (imports excluded). The file is
-deleted at the end.
+deleted at the end. One verdict line per target (speed, peak memory), the reuse time reported;
+results go to ``bench/results/prepare-<time>.json`` (or ``--results``); the exit status is 1
+when a target is missed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+from common import DATA, Verdicts, add_common_arguments, print_machine_header, results_path, write_results
+
 TARGET_MB_PER_SECOND = 20.0
 TARGET_PEAK_RATIO = 3.0
 
@@ -87,17 +90,20 @@ def run_child(mode: str, corpus_path: Path, out_dir: Path) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv=None) -> int:
+    """Run the benchmark; the exit status is 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=100.0, help="corpus size in MB (default 100)")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--source", type=Path, default=None, help=f"text to repeat (default {DEFAULT_SOURCE})")
+    add_common_arguments(group, data=DATA / "tinyshakespeare.txt", data_help="text to repeat", results=False)
     group.add_argument("--synthetic", action="store_true", help="mixed English/Korean/emoji text instead")
-    args = parser.parse_args()
-    source = None if args.synthetic else (args.source or DEFAULT_SOURCE)
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    source = None if args.synthetic else args.data
     if source is not None and not source.is_file():
         print(f"{source} not found: using synthetic text", file=sys.stderr)
         source = None
+    header = print_machine_header()
 
     with tempfile.TemporaryDirectory(prefix="charrnn-bench-prepare-") as folder:
         corpus_path, out_dir = Path(folder) / "corpus.txt", Path(folder) / "prepared"
@@ -105,36 +111,38 @@ def main() -> None:
         size = corpus_path.stat().st_size
         megabytes = size / 1e6
         print(f"corpus: {megabytes:.1f} MB ({'synthetic' if source is None else source.name} repeated)")
+        steps = {mode: run_child(mode, corpus_path, out_dir) for mode in ("import", "reference", "prepare", "reuse")}
+    prepared, reference = steps["prepare"], steps["reference"]
+    assert prepared["head_round_trips"] and steps["reuse"]["head_round_trips"]
+    print(f"prepared: {prepared['length']:,} characters, vocabulary {prepared['vocabulary_size']}, "
+          f"ids {prepared['dtype']}")
 
-        imported = run_child("import", corpus_path, out_dir)
-        reference = run_child("reference", corpus_path, out_dir)
-        prepared = run_child("prepare", corpus_path, out_dir)
-        reused = run_child("reuse", corpus_path, out_dir)
-        assert prepared["head_round_trips"] and reused["head_round_trips"]
-        print(f"prepared: {prepared['length']:,} characters, vocabulary {prepared['vocabulary_size']}, "
-              f"ids {prepared['dtype']}")
+    base = steps["import"]["peak_rss_bytes"]
+    print(f"\n{'step':<10} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'peak/file':>10} "
+          f"{'(peak-import)/file':>19}")
+    for name, result in steps.items():
+        seconds = result.get("seconds")
+        speed = f"{megabytes / seconds:8.1f}" if seconds else f"{'-':>8}"
+        peak = result["peak_rss_bytes"]
+        print(f"{name:<10} {seconds or 0:8.3f} {speed} {peak / 1e6:12.1f} {peak / size:10.2f} "
+              f"{(peak - base) / size:19.2f}")
 
-        base = imported["peak_rss_bytes"]
-        print(f"\n{'step':<10} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'peak/file':>10} "
-              f"{'(peak-import)/file':>19}")
-        for name, result in [("import", imported), ("reference", reference), ("prepare", prepared),
-                             ("reuse", reused)]:
-            seconds = result.get("seconds")
-            speed = f"{megabytes / seconds:8.1f}" if seconds else f"{'-':>8}"
-            peak = result["peak_rss_bytes"]
-            print(f"{name:<10} {seconds or 0:8.3f} {speed} {peak / 1e6:12.1f} {peak / size:10.2f} "
-                  f"{(peak - base) / size:19.2f}")
-
-        speed = megabytes / prepared["seconds"]
-        ratio = prepared["peak_rss_bytes"] / size
-        print(f"\nprepare speed: {speed:.1f} MB/s (target >= {TARGET_MB_PER_SECOND:g}): "
-              f"{'PASS' if speed >= TARGET_MB_PER_SECOND else 'FAIL'}; "
-              f"{prepared['seconds'] / reference['seconds']:.1f}x the reference read's time")
-        print(f"prepare peak memory: {ratio:.2f}x the file size, imports included "
-              f"(target <= {TARGET_PEAK_RATIO:g}x): {'PASS' if ratio <= TARGET_PEAK_RATIO else 'FAIL'}; "
-              f"reference read {reference['peak_rss_bytes'] / size:.2f}x")
-        print(f"reuse: {reused['seconds'] * 1000:.1f} ms")
+    speed = megabytes / prepared["seconds"]
+    ratio = prepared["peak_rss_bytes"] / size
+    verdicts = Verdicts()
+    verdicts.add("prepare speed", speed >= TARGET_MB_PER_SECOND,
+                 f"{speed:.1f} MB/s (target >= {TARGET_MB_PER_SECOND:g}); "
+                 f"{prepared['seconds'] / reference['seconds']:.1f}x the reference read's time")
+    verdicts.add("prepare peak memory", ratio <= TARGET_PEAK_RATIO,
+                 f"{ratio:.2f}x the file size, imports included (target <= {TARGET_PEAK_RATIO:g}x); "
+                 f"reference read {reference['peak_rss_bytes'] / size:.2f}x")
+    verdicts.add("reuse", None, f"{steps['reuse']['seconds'] * 1000:.1f} ms to find the prepared corpus again")
+    write_results({"benchmark": "prepare", "machine": header, "size_bytes": size,
+                   "source": str(source) if source else "synthetic", "steps": steps,
+                   "megabytes_per_second": speed, "peak_ratio": ratio, "verdicts": verdicts.records()},
+                  results_path("prepare", args.results))
+    return verdicts.finish()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

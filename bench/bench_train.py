@@ -6,10 +6,10 @@ Usage::
     python bench/bench_train.py --quality 2min        # (b) defaults for 120 s: val loss <= 1.55
     python bench/bench_train.py --quality 15min       # (b) preset cpu-15min: val loss <= 1.44
 
-(a) Trainer overhead: characters per second of our training step -- the next batch from
-:class:`~charrnn.batches.StreamBatches` and :meth:`charrnn.trainer.Trainer.train_step`
-(CharLM forward with the carried state, cross-entropy, backward, gradient clipping, fused
-Adam) -- against a bare loop of the same shape written the plain way: ``nn.Embedding`` ->
+(a) Trainer overhead: characters per second of our trainer's step as a user runs it --
+:meth:`charrnn.training.Trainer.advance` (the next batch of the streams, CharLM forward with
+the carried state, cross-entropy, backward, gradient clipping, fused Adam, the schedule and the
+metrics window) -- against a bare loop of the same shape written the plain way: ``nn.Embedding`` ->
 ``nn.LSTM`` -> ``nn.Linear``, cross-entropy, ``torch.optim.Adam``, carried state detached.
 Shapes: 2x256 and 2x512 LSTMs, batch 32, sequence 64 and 128. The two are timed in
 alternating rounds (so a busy machine slows both alike) and each keeps its best round, by
@@ -17,22 +17,20 @@ wall clock and by process CPU time; target: ours / bare >= 0.95. With one thread
 here) the ratio is judged on CPU time, the work done, which other processes on a shared
 machine disturb least; with ``--threads 2`` on the wall clock.
 
-(b) Quality: :func:`charrnn.trainer.train` on tinyshakespeare (last 10% held out) for a fixed
+(b) Quality: :func:`charrnn.training.train` on tinyshakespeare (last 10% held out) for a fixed
 time, then the best checkpoint evaluated on the WHOLE validation split. Targets: <= 1.55
 nats after 2 minutes with the defaults, <= 1.44 after 15 minutes with preset ``cpu-15min``.
 The run directory is kept (``--out``) so the samples can be read.
 
-Results print with their ratios and go to ``bench/results/<name>-<time>.json``.
+Results print with their ratios and go to ``bench/results/<name>-<time>.json``; the exit
+status is 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +38,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import common
 from charrnn.checkpoint import load_model
+from charrnn.checks import positive_int
 from charrnn.corpus import PreparedCorpus, prepare_corpus
+from charrnn.devices import num_threads
 from charrnn.evaluation import evaluate
-from charrnn.trainer import Trainer, train
-from charrnn.training_config import PRESETS, TrainConfig, build_config
+from charrnn.training import TrainConfig, build_config, language_model_trainer, train
+from charrnn.training.settings import PRESETS
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
-RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = [(256, 64), (256, 128), (512, 64), (512, 128)]  # (hidden_size, sequence_length)
 BATCH_SIZE, EMBEDDING_SIZE, NUM_LAYERS = 32, 64, 2
 OVERHEAD_TARGET = 0.95
@@ -93,50 +92,39 @@ class BareLoop:
 
 
 class OurStep:
-    """Our trainer's step: the next batch from its streams, then ``Trainer.train_step``."""
+    """Our trainer's step, as :func:`charrnn.training.train` takes it: ``Trainer.advance(1)``."""
 
-    def __init__(self, corpus: PreparedCorpus, run_dir: Path, hidden_size: int, sequence_length: int):
+    def __init__(self, corpus: PreparedCorpus, hidden_size: int, sequence_length: int):
         settings = TrainConfig(hidden_size=hidden_size, num_layers=NUM_LAYERS, embedding_size=EMBEDDING_SIZE,
                                sequence_length=sequence_length, batch_size=BATCH_SIZE, device="cpu",
-                               max_steps=10**6, warmup_steps=0, eval_every=10**6)
-        self.trainer = Trainer(settings, corpus, run_dir, device=torch.device("cpu"), progress=False)
-        self.learning_rate = settings.learning_rate
+                               max_steps=10**6, warmup_steps=0, eval_every=10**6, val_fraction=0.1)
+        self.trainer = language_model_trainer(settings, corpus)
 
     def step(self) -> float:
-        x, y, starts_epoch = self.trainer.batches.next_batch()
-        if starts_epoch:
-            self.trainer.carried = None
-        loss, _ = self.trainer.train_step(x, y, self.learning_rate)
-        return loss
+        return self.trainer.advance(1)[-1].loss
 
 
-def _timed(loop, steps: int) -> tuple[float, float]:
-    """Wall-clock and process CPU seconds of ``steps`` steps."""
-    start, start_cpu = time.perf_counter(), time.process_time()
+def _steps(loop, steps: int) -> None:
     for _ in range(steps):
         loop.step()
-    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes) -> list[dict]:
+def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, verdicts: common.Verdicts) -> list[dict]:
     """Characters per second of ours and of the bare loop, for each shape."""
     corpus = prepare_corpus([data], work / "corpus")
     train_ids, _ = corpus.split(0.1)
     rows = []
     for hidden_size, sequence_length in shapes:
-        ours = OurStep(corpus, work / f"run-{hidden_size}-{sequence_length}", hidden_size, sequence_length)
+        ours = OurStep(corpus, hidden_size, sequence_length)
         bare = BareLoop(train_ids, corpus.vocabulary.size, hidden_size, sequence_length)
-        _timed(ours, 2), _timed(bare, 2)  # warm-up: allocator, oneDNN primitives
-        ours_times, bare_times = [], []
-        for _ in range(rounds):
-            ours_times.append(_timed(ours, steps))
-            bare_times.append(_timed(bare, steps))
+        timings = common.interleaved({"ours": lambda: _steps(ours, steps), "bare": lambda: _steps(bare, steps)},
+                                     rounds, warmup=1)  # warm-up: allocator, oneDNN primitives
         characters = steps * BATCH_SIZE * sequence_length
         row = {"hidden_size": hidden_size, "sequence_length": sequence_length, "batch_size": BATCH_SIZE,
                "threads": torch.get_num_threads()}
-        for clock, index in (("wall", 0), ("cpu", 1)):
-            ours_rate = characters / min(times[index] for times in ours_times)
-            bare_rate = characters / min(times[index] for times in bare_times)
+        for clock in ("wall", "cpu"):
+            ours_rate = characters / min(getattr(timing, clock) for timing in timings["ours"])
+            bare_rate = characters / min(getattr(timing, clock) for timing in timings["bare"])
             row.update({f"ours_characters_per_{clock}_second": round(ours_rate),
                         f"bare_characters_per_{clock}_second": round(bare_rate),
                         f"ratio_{clock}": round(ours_rate / bare_rate, 3)})
@@ -144,19 +132,17 @@ def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes) ->
         # threads: CPU time also counts their waiting on each other, so judge on the wall clock.
         clock = "cpu" if torch.get_num_threads() == 1 else "wall"
         row.update({"judged_on": clock, "ratio": row[f"ratio_{clock}"]})
-        row["pass"] = row["ratio"] >= OVERHEAD_TARGET
         rows.append(row)
-        print(f"2x{hidden_size:<4} batch {BATCH_SIZE} seq {sequence_length:<4}: charrnn "
-              f"{row['ours_characters_per_wall_second']:9,.0f} chars/s | bare nn.LSTM loop "
-              f"{row['bare_characters_per_wall_second']:9,.0f} chars/s | ratio wall {row['ratio_wall']:.3f}, "
-              f"CPU time {row['ratio_cpu']:.3f} -> {'PASS' if row['pass'] else 'FAIL'} "
-              f"(target >= {OVERHEAD_TARGET}, on {clock} time)", flush=True)
+        verdicts.add(f"2x{hidden_size} seq {sequence_length} overhead", row["ratio"] >= OVERHEAD_TARGET,
+                     f"charrnn {row['ours_characters_per_wall_second']:,} chars/s, bare nn.LSTM loop "
+                     f"{row['bare_characters_per_wall_second']:,} chars/s; ratio wall {row['ratio_wall']:.3f}, CPU "
+                     f"time {row['ratio_cpu']:.3f} (target >= {OVERHEAD_TARGET}, on {clock} time)")
     return rows
 
 
 # -- (b) quality per CPU time -------------------------------------------------------------------
 def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_time: float | None,
-                    threads: int | None = None) -> dict:
+                    threads: int | None, verdicts: common.Verdicts) -> dict:
     """Train for a fixed time, then evaluate the best checkpoint on the whole validation split."""
     default_preset, seconds, target = QUALITY[name]
     preset = preset or default_preset
@@ -170,10 +156,11 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
     _, val_ids = PreparedCorpus.open(out / "data").split(settings.val_fraction)
     full = evaluate(loaded.model, val_ids, batch_size=settings.batch_size, sequence_length=256)
     passed = full.loss <= target
-    print(f"QUALITY {name} {'PASS' if passed else 'FAIL'}: validation loss {full.loss:.4f} nats "
-          f"({full.bits_per_character:.3f} bits/char) on all {full.num_characters:,} validation characters; "
-          f"target <= {target} (ratio {full.loss / target:.3f}); trainer's best {result.best_val_loss}; "
-          f"{result.step} steps, {result.characters_per_second:,.0f} chars/s, {result.elapsed:.0f} s")
+    verdicts.add(f"quality {name}", passed,
+                 f"validation loss {full.loss:.4f} nats ({full.bits_per_character:.3f} bits/char) on all "
+                 f"{full.num_characters:,} validation characters; target <= {target} (ratio {full.loss / target:.3f}); "
+                 f"trainer's best {result.best_val_loss}; {result.step} steps, "
+                 f"{result.characters_per_second:,.0f} chars/s, {result.elapsed:.0f} s")
     return {"name": name, "preset": preset, "settings": settings.to_dict(), "run_dir": str(out),
             "validation_loss": full.loss, "bits_per_character": full.bits_per_character,
             "validation_characters": full.num_characters, "trainer_best_val_loss": result.best_val_loss,
@@ -183,52 +170,37 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="text file (default: tinyshakespeare)")
     parser.add_argument("--quality", choices=sorted(QUALITY), help="run the quality benchmark instead of (a)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="override the quality run's preset")
     parser.add_argument("--max-time", type=float, help="override the quality run's seconds of training")
     parser.add_argument("--out", type=Path, help="quality: the run directory (default: a new temporary one)")
-    parser.add_argument("--steps", type=int, default=5, help="(a): timed steps per round")
-    parser.add_argument("--rounds", type=int, default=3, help="(a): alternating rounds per shape")
+    parser.add_argument("--steps", type=positive_int, default=5, help="(a): timed steps per round")
     parser.add_argument("--shapes", nargs="+", metavar="HIDDENxSEQ",
                         help="(a): shapes to measure, e.g. 256x64 (default: the four of the issue)")
-    parser.add_argument("--threads", type=int,
-                        help="CPU threads (default: 1 for (a), judged on CPU time, which a shared machine "
-                             "disturbs least; PyTorch's default, the cores, for --quality)")
-    parser.add_argument("--results", type=Path, help="results JSON (default: bench/results/<name>-<time>.json)")
+    common.add_common_arguments(parser, threads=None, rounds=3, data=common.DATA / "tinyshakespeare.txt",
+                                data_help="text file")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"{args.data}: no such file (give the corpus with --data)")
-    if args.threads or not args.quality:
-        torch.set_num_threads(args.threads or 1)
-    load_before = os.getloadavg()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load average "
-          f"{load_before[0]:.2f} (above 0: other processes share the CPUs, so speeds are pessimistic)", flush=True)
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    if args.quality:
-        out = args.out or Path(tempfile.mkdtemp(prefix=f"charrnn-quality-{args.quality}-"))
-        if args.out is None:
-            out = out / "run"
-        report = {"benchmark": f"train-quality-{args.quality}",
-                  **measure_quality(args.quality, args.data, out, args.preset, args.max_time, args.threads)}
-        name = f"train-quality-{args.quality}"
-    else:
-        shapes = SHAPES if not args.shapes else [tuple(int(part) for part in shape.split("x")) for shape in args.shapes]
-        with tempfile.TemporaryDirectory(prefix="charrnn-bench-train-") as work:
-            rows = measure_overhead(args.data, Path(work), args.steps, args.rounds, shapes)
-        worst = min(row["ratio"] for row in rows)
-        print(f"OVERHEAD {'PASS' if worst >= OVERHEAD_TARGET else 'FAIL'}: worst ratio {worst:.3f} "
-              f"(target >= {OVERHEAD_TARGET})")
-        report = {"benchmark": "train-overhead", "rows": rows, "worst_ratio": worst, "target": OVERHEAD_TARGET}
-        name = "train-overhead"
-    report.update({"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                   "load_average_before": load_before, "load_average_after": os.getloadavg()})
-    results = args.results or RESULTS / f"{name}-{stamp}.json"
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"results: {results}")
-    return 0
+    # (a) runs on 1 thread unless told otherwise (judged on CPU time, which a shared machine
+    # disturbs least); --quality on PyTorch's default, the cores.
+    threads = args.threads or (None if args.quality else 1)
+    verdicts = common.Verdicts()
+    with num_threads(threads):
+        header = common.print_machine_header()
+        if args.quality:
+            out = args.out or Path(tempfile.mkdtemp(prefix=f"charrnn-quality-{args.quality}-")) / "run"
+            name = f"train-quality-{args.quality}"
+            report = measure_quality(args.quality, args.data, out, args.preset, args.max_time, args.threads, verdicts)
+        else:
+            shapes = SHAPES if not args.shapes else [tuple(int(part) for part in shape.split("x"))
+                                                     for shape in args.shapes]
+            with tempfile.TemporaryDirectory(prefix="charrnn-bench-train-") as work:
+                rows = measure_overhead(args.data, Path(work), args.steps, args.rounds, shapes, verdicts)
+            name, report = "train-overhead", {"rows": rows, "target": OVERHEAD_TARGET}
+    common.write_results({"benchmark": name, **report, "machine": header, "verdicts": verdicts.records()},
+                         common.results_path(name, args.results))
+    return verdicts.finish()
 
 
 if __name__ == "__main__":

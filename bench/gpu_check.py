@@ -12,7 +12,7 @@ Checks, each printed PASS / FAIL with its numbers, then a summary:
    1e-5 (absolute); gradients of the inputs, initial state and weights within 1e-5 of each
    gradient's largest magnitude (absolute below 1).
 2. ``autocast``: training steps under bf16 autocast (and fp16 with its gradient scaler) run
-   through :func:`charrnn.trainer.train` and the training loss decreases.
+   through :func:`charrnn.training.train` and the training loss decreases.
 3. ``gpu-to-cpu``: the checkpoint that bf16 run wrote on the GPU loads on the CPU
    (``map_location="cpu"``), samples there, and evaluates to the GPU's loss (1e-4).
 4. ``speed``: training characters/s on the GPU of a 2x512 LSTM, batch 64, sequence 128:
@@ -21,7 +21,7 @@ Checks, each printed PASS / FAIL with its numbers, then a summary:
 
 Without CUDA each check prints "SKIP (no CUDA)" and the script exits 0; ``--device cpu``
 runs the same checks on the CPU instead (a dry run of the script itself: the parity then
-exercises oneDNN, and autocast falls back to float32 as the trainer does off CUDA).
+exercises oneDNN, and the autocast runs train in float32, since ``--amp`` needs CUDA).
 The exit status is 1 when any check fails.
 """
 
@@ -36,6 +36,8 @@ import time
 import traceback
 from pathlib import Path
 
+import common
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -45,19 +47,12 @@ from charrnn.checkpoint import load_model
 from charrnn.corpus import PreparedCorpus
 from charrnn.evaluation import evaluate
 from charrnn.sampling import make_generator, sample_text
-from charrnn.trainer import Trainer, train
-from charrnn.training_config import TrainConfig
-from charrnn.unroll import dynamic_rnn
+from charrnn.training import TrainConfig, language_model_trainer, train
+from charrnn.unroll import dynamic_rnn, flatten_state, rebuild_state
 
 FORWARD_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-5
 CHECKS = ["parity", "autocast", "gpu-to-cpu", "speed"]
-
-
-def _leaves(structure) -> list[torch.Tensor]:
-    if isinstance(structure, torch.Tensor):
-        return [structure]
-    return [leaf for part in structure for leaf in _leaves(part)]
 
 
 # -- 1. fused == step ----------------------------------------------------------------------------
@@ -71,19 +66,19 @@ def _run_both(cell_type: str, layers: int, use_lengths: bool, use_state: bool, d
     lengths = torch.tensor([23, 5, 0, 17, 1], device=device) if use_lengths else None
     state = cell.zero_state(batch, torch.float32, device)
     if use_state:
-        state = _rebuild(state, [torch.randn_like(leaf).requires_grad_(True) for leaf in _leaves(state)])
+        state = rebuild_state(state, [torch.randn_like(leaf).requires_grad_(True) for leaf in flatten_state(state)])
     results = {}
     for fused in (True, False):
-        for parameter in [inputs, *cell.parameters(), *(_leaves(state) if use_state else [])]:
+        for parameter in [inputs, *cell.parameters(), *(flatten_state(state) if use_state else [])]:
             parameter.grad = None
         outputs, final = dynamic_rnn(cell, inputs, sequence_length=lengths, initial_state=state, fused=fused)
         weights = torch.linspace(-1, 1, outputs.numel(), device=device).view_as(outputs)
-        final_leaves = _leaves(final)
+        final_leaves = flatten_state(final)
         loss = (outputs * weights).sum() + sum((leaf * (index + 1)).sum() for index, leaf in enumerate(final_leaves))
         loss.backward()
         gradients = [inputs.grad] + [parameter.grad for parameter in cell.parameters()]
         if use_state:
-            gradients += [leaf.grad for leaf in _leaves(state)]
+            gradients += [leaf.grad for leaf in flatten_state(state)]
         results[fused] = ([outputs.detach()] + [leaf.detach() for leaf in final_leaves],
                           [torch.zeros(()) if gradient is None else gradient.detach() for gradient in gradients])
     forward = max(float((a - b).abs().max()) for a, b in zip(results[True][0], results[False][0]))
@@ -91,17 +86,6 @@ def _run_both(cell_type: str, layers: int, use_lengths: bool, use_state: bool, d
     backward = max(float((a - b).abs().max()) / max(1.0, float(b.abs().max()))
                    for a, b in zip(results[True][1], results[False][1]))
     return {"forward": forward, "backward": backward}
-
-
-def _rebuild(template, leaves):
-    iterator = iter(leaves)
-
-    def build(part):
-        if isinstance(part, torch.Tensor):
-            return next(iterator)
-        rebuilt = [build(item) for item in part]
-        return type(part)(*rebuilt) if hasattr(part, "_fields") else type(part)(rebuilt)
-    return build(template)
 
 
 def check_parity(device) -> dict:
@@ -146,7 +130,8 @@ def check_autocast(device, work: Path) -> dict:
     for amp in ("bf16", "fp16"):
         settings = TrainConfig(hidden_size=128, embedding_size=32, sequence_length=64, batch_size=32,
                                max_steps=120, eval_every=60, log_every=10, warmup_steps=10,
-                               device=device.type, amp=amp, learning_rate=5e-3)
+                               device=device.type, amp=amp if device.type == "cuda" else "none",
+                               learning_rate=5e-3)
         run_dir = work / f"run-{amp}"
         result = train(settings, [corpus], run_dir, progress=False)
         losses = _train_losses(run_dir)
@@ -212,12 +197,12 @@ def check_speed(device, work: Path, steps: int) -> dict:
     rates = {}
     for amp in ("none", "bf16"):
         settings = TrainConfig(hidden_size=hidden, sequence_length=length, batch_size=batch, device=device.type,
-                               amp=amp, max_steps=10**6, eval_every=10**6, val_fraction=0.02)
-        trainer = Trainer(settings, corpus, work / f"speed-{amp}", device=device, progress=False)
+                               amp=amp if device.type == "cuda" else "none", max_steps=10**6, eval_every=10**6,
+                               val_fraction=0.02)
+        trainer = language_model_trainer(settings, corpus, device=device)
 
         def our_step(trainer=trainer):
-            x, y, _ = trainer.batches.next_batch()
-            trainer.train_step(x, y, settings.learning_rate)
+            trainer.advance(1)
         rates[f"charrnn_{amp}"] = _rate(our_step, device, batch, length, steps)
 
     torch.manual_seed(0)
@@ -249,7 +234,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--speed-steps", type=int, default=30, help="timed training steps per speed figure")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
@@ -259,16 +244,16 @@ def main(argv=None) -> int:
         print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
               f"cuDNN {torch.backends.cudnn.version()}", flush=True)
     elif args.device == "auto":
+        verdicts = common.Verdicts()
         for name in CHECKS:
-            print(f"{name:<11} SKIP (no CUDA)")
-        print("SUMMARY: no CUDA on this machine: nothing checked (run it on a GPU machine; --device cpu "
-              "dry-runs the script on the CPU)")
-        return 0
+            verdicts.add(name, None, "SKIP (no CUDA; --device cpu dry-runs the script on the CPU)")
+        return verdicts.finish()
     else:
         device = torch.device("cpu")
         print(f"device: CPU (dry run), torch {torch.__version__}", flush=True)
 
-    results = {}
+    header = common.print_machine_header()
+    verdicts, results = common.Verdicts(), {}
     with tempfile.TemporaryDirectory(prefix="charrnn-gpu-check-") as folder:
         work = Path(folder)
         runners = {"parity": lambda: check_parity(device), "autocast": lambda: check_autocast(device, work),
@@ -283,16 +268,12 @@ def main(argv=None) -> int:
                                  "traceback": traceback.format_exc()}
                 print(results[name]["traceback"], file=sys.stderr)
             results[name]["seconds"] = round(time.perf_counter() - start, 1)
-            print(f"{name:<11} {'PASS' if results[name]['pass'] else 'FAIL'} ({results[name]['seconds']} s): "
-                  f"{results[name]['detail']}", flush=True)
-    failed = [name for name in CHECKS if not results[name]["pass"]]
-    print(f"SUMMARY: {len(CHECKS) - len(failed)}/{len(CHECKS)} PASS on {device.type}"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"device": str(device), "torch": torch.__version__, "results": results},
-                                       indent=2, default=str) + "\n", encoding="utf-8")
-    return 1 if failed else 0
+            passed = None if name == "speed" else results[name]["pass"]  # speed: reported, no target
+            verdicts.add(name, passed, f"({results[name]['seconds']} s) {results[name]['detail']}")
+    common.write_results({"benchmark": "gpu-check", "device": str(device), "machine": header,
+                          "verdicts": verdicts.records(), "results": results},
+                         common.results_path("gpu-check", args.results))
+    return verdicts.finish()
 
 
 if __name__ == "__main__":

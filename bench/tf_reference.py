@@ -3,7 +3,7 @@
 This file runs under ANOTHER Python, one that has TensorFlow (charrnn does not need it)::
 
     /work/tfvenv/bin/python bench/tf_reference.py [--programs hihello long-sentence]
-        [--repeats 1] [--check-outcomes] [--seeds 0 1 2] [--serve]
+        [--rounds 1] [--check-outcomes] [--seeds 0 1 2] [--serve]
 
 It prints one JSON object on stdout (TensorFlow's log lines go to stderr).
 
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--programs", nargs="+", default=["hihello", "long-sequence", "long-sentence"],
                         choices=list(ITERATIONS))
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each program")
+    parser.add_argument("--rounds", type=int, default=1, help="timed runs of each program (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="graph seed of the timed runs")
     parser.add_argument("--iterations", type=int, help="override the lecture's iteration counts")
     parser.add_argument("--check-outcomes", action="store_true",
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report["timings"] = {
             program: [time_program(program, args.seed, args.iterations or ITERATIONS[program])
-                      for _ in range(args.repeats)]
+                      for _ in range(args.rounds)]
             for program in args.programs}
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")

@@ -137,7 +137,7 @@ def test_other_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["classify", "train", str(one_class), "--cv", "1"])
     assert stopped.value.code == 2
-    assert "cross-validation needs at least 2 folds, got 1" in capsys.readouterr().err
+    assert "classify train: --cv must be an integer >= 2, got 1" in capsys.readouterr().err
 
 
 def test_scores_match_hand_counts():

@@ -14,7 +14,7 @@ from charrnn.classification import (
     train_classifier,
 )
 from charrnn.classification.model import encode_texts, pad_batch
-from charrnn.classification.train import _epoch_order, balanced_class_weights, learning_rate_at
+from charrnn.classification.train import _epoch_order, balanced_class_weights
 from charrnn.errors import CharRNNError
 from charrnn.files import CheckpointError
 from charrnn.vocabulary import Vocabulary
@@ -54,12 +54,12 @@ def test_unknown_characters_get_their_own_row():
 
 
 def test_config_checks():
-    with pytest.raises(CharRNNError, match="num-classes must be an integer of at least 2"):
+    with pytest.raises(CharRNNError, match="--num-classes must be an integer >= 2, got 1"):
         ClassifierConfig(5, num_classes=1)
     with pytest.raises(CharRNNError, match="cell must be one of"):
         ClassifierConfig(5, cell="transformer")
     assert ClassifierConfig.from_dict(ClassifierConfig(5, num_classes=4).to_dict()).num_classes == 4
-    with pytest.raises(CharRNNError, match="class-weight must be 'balanced'"):
+    with pytest.raises(CharRNNError, match="--class-weight must be one of None, balanced, got 'inverse'"):
         TrainingOptions(class_weight="inverse")
     with pytest.raises(CharRNNError, match="decay must be one of"):
         TrainingOptions(decay="step")
@@ -122,9 +122,9 @@ def test_balanced_weights_are_scikit_learns():
 def test_learning_rate_decays_to_a_tenth():
     for decay in ("cosine", "linear"):
         options = TrainingOptions(learning_rate=0.01, decay=decay)
-        assert learning_rate_at(options, 0.0) == pytest.approx(0.01)
-        assert learning_rate_at(options, 1.0) == pytest.approx(0.001)
-    assert learning_rate_at(TrainingOptions(learning_rate=0.01, decay="constant"), 0.7) == 0.01
+        assert options.schedule.rate(0, 0.0) == pytest.approx(0.01)
+        assert options.schedule.rate(0, 1.0) == pytest.approx(0.001)
+    assert TrainingOptions(learning_rate=0.01, decay="constant").schedule.rate(0, 0.7) == 0.01
 
 
 def test_training_is_reproducible_and_checkpoint_round_trips(tmp_path):

@@ -8,11 +8,12 @@ import sys
 import pytest
 import torch
 
-from charrnn.distributed import DistributedContext, broadcast_json, detect_context, gather_tensors, select_device
+from charrnn.devices import select_device
+from charrnn.training.distributed import DistributedContext, broadcast_json, detect_context, gather_tensors
 from charrnn.errors import CharRNNError
 from charrnn.files import load_tensors
-from charrnn.trainer import train
-from charrnn.training_config import TrainConfig
+from charrnn.training import train
+from charrnn.training.settings import TrainConfig
 
 MODEL = dict(hidden_size=16, embedding_size=8, sequence_length=16, eval_every=3, log_every=1,
              eval_characters=0, warmup_steps=2, max_steps=6, num_threads=1)
@@ -29,13 +30,13 @@ def test_context_from_torchrun_environment():
 
 def test_lone_process_helpers_are_identities():
     context = DistributedContext()
-    assert select_device("cpu", context) == torch.device("cpu")
+    assert select_device("cpu", context.local_rank) == torch.device("cpu")
     assert broadcast_json({"a": [1]}, context, torch.device("cpu")) == {"a": [1]}
     tensors = {"x": torch.arange(3)}
     assert torch.equal(gather_tensors(tensors, context, torch.device("cpu"))[0]["x"], tensors["x"])
     if not torch.cuda.is_available():
         with pytest.raises(CharRNNError, match="--device cuda: no CUDA device"):
-            select_device("cuda", context)
+            select_device("cuda", context.local_rank)
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):

@@ -21,8 +21,8 @@ import torch
 
 from charrnn.checkpoint import existing_checkpoint, load_model
 from charrnn.files import load_tensors
-from charrnn.trainer import train
-from charrnn.training_config import TrainConfig
+from charrnn.training import train
+from charrnn.training.settings import TrainConfig
 
 TEXT = "".join(f"line {i % 7}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 ENVIRONMENT = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}

@@ -28,8 +28,8 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
-from charrnn.trainer import train
-from charrnn.training_config import TrainConfig
+from charrnn.training import train
+from charrnn.training.settings import TrainConfig
 
 TEXT = "".join(f"line {i % 7}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 TINY = ["--hidden-size", "8", "--embedding-size", "4", "--sequence-length", "8", "--batch-size", "2",
@@ -203,7 +203,7 @@ CORPUS_CASES["not a number"] = Case(_train("--hidden-size", "big"), 2,
 SAMPLE_CASES = {
     "temperature 0": Case(_sample("--temperature", "0"), 2, r"temperature must be a number > 0, got 0\.0"),
     "temperature < 0": Case(_sample("--temperature", "-1"), 2, r"temperature must be a number > 0, got -1\.0"),
-    "top-k 0": Case(_sample("--top-k", "0"), 2, r"top-k must be an integer >= 1, got 0"),
+    "top-k 0": Case(_sample("--top-k", "0"), 2, r"--top-k must be a positive integer, got 0"),
     "top-p 0": Case(_sample("--top-p", "0"), 2, r"top-p must be a number in \(0, 1\], got 0\.0"),
     "top-p above 1": Case(_sample("--top-p", "1.5"), 2, r"top-p must be a number in \(0, 1\], got 1\.5"),
     "prime with unknown characters": Case(_sample("--prime", "the fox\u20ac"), 2,
@@ -267,7 +267,7 @@ def shared(tmp_path_factory):
 FORK_RUNNER = r"""
 import json, os, sys, traceback
 from charrnn.cli import build_parser, main
-import charrnn.trainer, charrnn.checkpoint, charrnn.sampling, charrnn.evaluation
+import charrnn.training, charrnn.checkpoint, charrnn.sampling, charrnn.evaluation
 build_parser()  # imports every command module, once
 for line in sys.stdin:
     request = json.loads(line)

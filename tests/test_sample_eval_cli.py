@@ -12,8 +12,8 @@ from charrnn.checkpoint import load_model
 from charrnn.cli import main
 from charrnn.evaluation import evaluate
 from charrnn.sampling import sample_text
-from charrnn.trainer import train
-from charrnn.training_config import TrainConfig
+from charrnn.training import train
+from charrnn.training.settings import TrainConfig
 
 TEXT = "".join(f"line {i % 7}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
 
@@ -117,11 +117,11 @@ def test_sample_names_unknown_prime_characters(run_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, message", [
     (["--temperature", "0"], "temperature must be a number > 0, got 0.0"),
-    (["--top-k", "0"], "top-k must be an integer >= 1, got 0"),
+    (["--top-k", "0"], "sample: --top-k must be a positive integer, got 0"),
     (["--top-p", "1.5"], r"top-p must be a number in (0, 1], got 1.5"),
-    (["--length", "-3"], "length must be an integer >= 0, got -3"),
-    (["--num-samples", "0"], "--num-samples must be an integer >= 1, got 0"),
-    (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+    (["--length", "-3"], "sample: --length must be an integer >= 0, got -3"),
+    (["--num-samples", "0"], "sample: --num-samples must be a positive integer, got 0"),
+    (["--batch-size", "0"], "sample: --batch-size must be a positive integer, got 0"),
     (["--temperature", "warm"], "sample: argument --temperature: invalid float value: 'warm'"),
 ])
 def test_sample_refuses_bad_values_in_one_line(run_dir, capsys, flags, message):
@@ -178,7 +178,7 @@ def test_eval_names_unknown_characters_or_skips_them(run_dir, tmp_path, capsys):
 @pytest.mark.parametrize("content, flags, message", [
     (b"\xff\xfe bad", [], "not valid utf-8 text: byte 0xff at byte offset 0"),
     (b"t", [], "cannot evaluate a text of 1 character(s)"),
-    (b"the fox", ["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+    (b"the fox", ["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
 ])
 def test_eval_refuses_bad_input_in_one_line(run_dir, tmp_path, capsys, content, flags, message):
     text_file = tmp_path / "input.txt"

@@ -9,12 +9,13 @@ import signal
 import pytest
 import torch
 
-from charrnn.checkpoint import load_model, lock_run_directory
+from charrnn.checkpoint import load_model
+from charrnn.training.run_directory import lock_run_directory
 from charrnn.errors import CharRNNError
 from charrnn.files import load_tensors
-from charrnn.reporting import MetricsLog
-from charrnn.trainer import train
-from charrnn.training_config import PRESETS, TrainConfig, build_config, resolve_resume
+from charrnn.training.reporting import MetricsLog
+from charrnn.training import train
+from charrnn.training.settings import PRESETS, TrainConfig, build_config, resolve_resume
 
 TINY = dict(hidden_size=24, embedding_size=8, num_layers=2, sequence_length=16, batch_size=8,
             eval_every=5, log_every=1, eval_characters=0, num_threads=1, warmup_steps=3)
@@ -161,17 +162,15 @@ def test_a_locked_run_folder_is_refused(corpus, tmp_path):
 
 
 def test_learning_rate_schedule():
-    from charrnn.trainer import learning_rate_at
-
     config = TrainConfig(learning_rate=1e-2, warmup_steps=10, decay="cosine")
-    assert learning_rate_at(config, 0, 0.0) == pytest.approx(1e-3)
-    assert learning_rate_at(config, 9, 0.0) == pytest.approx(1e-2)
-    assert learning_rate_at(config, 50, 0.5) == pytest.approx(1e-3 + 9e-3 * 0.5)
-    assert learning_rate_at(config, 99, 1.0) == pytest.approx(1e-3)
+    assert config.schedule.rate(0, 0.0) == pytest.approx(1e-3)
+    assert config.schedule.rate(9, 0.0) == pytest.approx(1e-2)
+    assert config.schedule.rate(50, 0.5) == pytest.approx(1e-3 + 9e-3 * 0.5)
+    assert config.schedule.rate(99, 1.0) == pytest.approx(1e-3)
     linear = TrainConfig(learning_rate=1e-2, warmup_steps=0, decay="linear", min_learning_rate=0.0)
-    assert learning_rate_at(linear, 5, 0.25) == pytest.approx(7.5e-3)
+    assert linear.schedule.rate(5, 0.25) == pytest.approx(7.5e-3)
     constant = TrainConfig(learning_rate=1e-2, warmup_steps=0, decay="constant")
-    assert learning_rate_at(constant, 5, 0.9) == 1e-2
+    assert constant.schedule.rate(5, 0.9) == 1e-2
 
 
 @pytest.mark.parametrize("changes, message", [

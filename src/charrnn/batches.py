@@ -26,13 +26,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from charrnn.checks import check_integer
 from charrnn.errors import CharRNNError
-
-
-def _check_positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise CharRNNError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def gather_windows(ids: np.ndarray, starts: np.ndarray, width: int) -> torch.Tensor:
@@ -79,9 +74,9 @@ class StreamBatches:
 
     def __init__(self, ids: np.ndarray, batch_size: int, sequence_length: int,
                  rank: int = 0, world_size: int = 1):
-        self.batch_size = _check_positive("batch-size", batch_size)
-        self.sequence_length = _check_positive("sequence-length", sequence_length)
-        self.world_size = _check_positive("world size", world_size)
+        self.batch_size = check_integer("batch_size", batch_size)
+        self.sequence_length = check_integer("sequence_length", sequence_length)
+        self.world_size = check_integer("world_size", world_size)
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
             raise CharRNNError(f"rank must be in [0, {world_size}), got {rank!r}")
         self.rank = int(rank)

@@ -54,6 +54,15 @@ class RNNCell(nn.Module):
     input_size : int, optional
         Size of each input vector. When omitted, the weights are created at the first call,
         from the input's last dimension, as TensorFlow does. Create the optimizer after that.
+
+    Notes
+    -----
+    Calling a cell, ``cell(x_t, state)``, runs one step through ``nn.Module.__call__``, so its
+    hooks fire. :func:`~charrnn.unroll.dynamic_rnn` does not call the cell: it runs
+    :meth:`project_inputs` and :meth:`step` (or the fused kernels on the cell's weights), so the
+    cell's forward hooks, forward pre-hooks and module backward hooks do not fire there. Hook the
+    module that calls ``dynamic_rnn`` (a :class:`~charrnn.model.CharLM`, say), or a tensor
+    (``weight_hh.register_hook``), or read what ``dynamic_rnn`` returns.
     """
 
     #: How many blocks of ``num_units`` rows the weights have.
@@ -123,13 +132,34 @@ class RNNCell(nn.Module):
         self.weight_ih = nn.Parameter(torch.empty(rows, self.input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(rows, self.num_units, **factory))
         self.bias = nn.Parameter(torch.empty(rows, **factory))
-        # The fused kernels want a recurrent bias too; ours is a constant (see fused_layer).
-        self.register_buffer("recurrent_bias_constant", self._recurrent_bias_constant(factory),
-                             persistent=False)
         self.reset_parameters()
 
-    def _recurrent_bias_constant(self, factory) -> torch.Tensor:
-        return torch.zeros(self.num_blocks * self.num_units, **factory)
+    def _recurrent_bias_blocks(self) -> tuple[float, ...]:
+        """Per gate block, the constant in the second bias the fused kernels add (none here)."""
+        return (0.0,) * self.num_blocks
+
+    def _fused_recurrent_bias(self) -> torch.Tensor:
+        """The fused kernels' second bias ``(k·N,)``, made from :meth:`_recurrent_bias_blocks`.
+
+        Not a buffer: a buffer is neither saved nor refilled, so a model made on the meta
+        device and then loaded would keep uninitialised memory in it. It is kept between calls
+        (the CPU kernels run some 20 µs slower on a new tensor each call) and made again when
+        the weights' device or dtype or the configuration has changed.
+        """
+        key = (self.weight_hh.device, self.weight_hh.dtype, self._recurrent_bias_blocks())
+        kept = self.__dict__.get("_kept_recurrent_bias")
+        compiling = torch.compiler.is_compiling()  # a compiled graph makes it once anyway
+        if kept is not None and kept[0] == key and not compiling:
+            return kept[1]
+        with torch.inference_mode(False):  # made under inference_mode, it could not train
+            constant = self.weight_hh.new_zeros(self.num_blocks, self.num_units)  # (k, N)
+            for block, value in enumerate(key[2]):
+                if value:
+                    constant[block].fill_(value)
+        constant = constant.view(-1)  # (k·N,)
+        if not compiling:
+            self.__dict__["_kept_recurrent_bias"] = (key, constant)
+        return constant
 
     def reset_parameters(self) -> None:
         """TensorFlow's defaults: Glorot-uniform over the whole ``[D + N, k·N]`` kernel, zero bias."""
@@ -230,7 +260,7 @@ class BasicRNNCell(RNNCell):
         mode = modes.get(self.activation)
         if mode is None:
             return None
-        return FusedLayer(mode, self.weight_ih, self.weight_hh, self.bias, self.recurrent_bias_constant)
+        return FusedLayer(mode, self.weight_ih, self.weight_hh, self.bias, self._fused_recurrent_bias())
 
 
 class BasicLSTMCell(RNNCell):
@@ -266,16 +296,11 @@ class BasicLSTMCell(RNNCell):
     @forget_bias.setter
     def forget_bias(self, value: float) -> None:
         self._forget_bias = float(value)
-        if self.built:
-            with torch.no_grad():
-                self.recurrent_bias_constant.copy_(self._recurrent_bias_constant({}))
 
-    def _recurrent_bias_constant(self, factory):
-        # The fused kernels add a second bias vector; forget_bias rides in it, so no op is
-        # spent adding it to the trained bias on every call.
-        constant = torch.zeros(4 * self.num_units, **factory)
-        constant[self.num_units: 2 * self.num_units] = self._forget_bias
-        return constant
+    def _recurrent_bias_blocks(self):
+        # forget_bias rides in the fused kernels' second bias (blocks i, f, g, o), so no op is
+        # spent adding it to the trained bias.
+        return (0.0, self._forget_bias, 0.0, 0.0)
 
     @property
     def state_size(self):
@@ -294,7 +319,7 @@ class BasicLSTMCell(RNNCell):
         return new_h, LSTMStateTuple(new_c, new_h)
 
     def fused_layer(self):
-        return FusedLayer("lstm", self.weight_ih, self.weight_hh, self.bias, self.recurrent_bias_constant)
+        return FusedLayer("lstm", self.weight_ih, self.weight_hh, self.bias, self._fused_recurrent_bias())
 
 
 class GRUCell(RNNCell):

@@ -1,15 +1,20 @@
 """Checkpoints: a model, its vocabulary and its settings in one folder, saved and loaded safely.
 
-A checkpoint folder holds::
+Every model charrnn trains, the language model and the classifier alike, is saved in one
+format. A checkpoint folder holds::
 
-    model.safetensors   the weights (CharLM.state_dict())
-    config.json         {"format": "charrnn-checkpoint", "model": {...}, "training": {...}}
+    model.safetensors   the weights (the model's state_dict())
+    config.json         {"format": "charrnn-checkpoint", "kind": "language-model" | "classifier",
+                         "model": {...}, "training": {...}}
     vocab.json          the characters, in id order
-    *.safetensors/json  extras the trainer adds (optimizer.safetensors, trainer.json, ...)
+    *.safetensors/json  extras (a classifier's labels.json; the trainer's optimizer and state)
+
+``kind`` says which model the folder holds and is checked on load: a classifier given to
+``charrnn sample`` is refused with the command to use instead, and the other way round.
 
 Nothing here unpickles: tensors are safetensors and the rest JSON, so loading a file from a
-stranger never executes code. A folder is written under a temporary name and then renamed
-into place, so a crash at any moment leaves the previous checkpoint whole.
+stranger never executes code. A folder is written under a temporary name and swapped in whole
+(:func:`charrnn.files.write_folder`), so a crash at any moment leaves the previous checkpoint.
 
 A run directory (what ``charrnn train`` writes) keeps ``checkpoints/best`` and
 ``checkpoints/latest``; wherever a checkpoint is asked for, the run directory works too.
@@ -18,27 +23,29 @@ A run directory (what ``charrnn train`` writes) keeps ``checkpoints/best`` and
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from charrnn.errors import CharRNNError
-from charrnn.files import CheckpointError, load_tensors, read_json, save_tensors, write_json
+from charrnn.files import CheckpointError, load_tensors, previous_copy, read_json, save_tensors, write_folder, write_json
 from charrnn.model import CharLM, CharLMConfig
-from charrnn.vocabulary import Vocabulary
+from charrnn.vocabulary import VOCABULARY_FILE, Vocabulary
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-VOCAB_FILE = "vocab.json"
+VOCAB_FILE = VOCABULARY_FILE
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
+#: What a run directory's ``config.json`` says it is.
+RUN_FORMAT = "charrnn-run"
 #: A run directory's folder of checkpoints, and the two it keeps (a run resolves to best first).
 CHECKPOINTS_FOLDER = "checkpoints"
 BEST, LATEST = "best", "latest"
+
+#: The kinds of model a checkpoint can hold, and the command that reads each.
+LANGUAGE_MODEL, CLASSIFIER = "language-model", "classifier"
+COMMANDS = {LANGUAGE_MODEL: "charrnn sample` or `charrnn eval", CLASSIFIER: "charrnn classify predict"}
 
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and torch.save's zip archive
 
@@ -49,40 +56,75 @@ class LoadedModel:
 
     Attributes
     ----------
-    model : CharLM
+    model : CharLM (or the checkpoint kind's model class)
         In eval mode, on the requested device.
     vocabulary : Vocabulary
-    config : CharLMConfig
+    config : CharLMConfig (or the kind's configuration class)
     path : Path
         The checkpoint folder actually loaded (a run directory resolves to one inside it).
     """
 
-    model: CharLM
+    model: torch.nn.Module
     vocabulary: Vocabulary
     config: CharLMConfig
     path: Path
 
 
-# -- finding a checkpoint ----------------------------------------------------------------------
-def _previous_name(folder: Path) -> Path:
-    """Where :func:`replace_folder` parks the old folder for the instant between two renames."""
-    return folder.parent / f".{folder.name}.previous"
+# -- kinds -------------------------------------------------------------------------------------
+def checkpoint_kind(values) -> str | None:
+    """The kind of model a ``config.json`` (of a checkpoint or a run) describes, or None.
 
-
-def _whole_checkpoint(folder: Path) -> Path | None:
-    """``folder`` if it holds a checkpoint, else its parked previous copy if that does, else None."""
-    for candidate in (folder, _previous_name(folder)):
-        if (candidate / MODEL_FILE).is_file():
-            return candidate
+    Checkpoints and runs written before the field existed were language models; a classifier
+    of that time (a flat ``config.json`` with ``num_classes``) is ``'classifier-0.1'``.
+    """
+    if not isinstance(values, dict):
+        return None
+    kind = values.get("kind")
+    if kind in COMMANDS:
+        return kind
+    if "kind" not in values and values.get("format") in (CHECKPOINT_FORMAT, RUN_FORMAT):
+        return LANGUAGE_MODEL
+    if "format" not in values and "num_classes" in values:
+        return "classifier-0.1"
     return None
 
 
+def check_kind(folder: Path, values, expected: str) -> None:
+    """Refuse ``folder`` unless its ``config.json`` ``values`` describe a model of ``expected`` kind."""
+    found = checkpoint_kind(values)
+    if found == expected:
+        return
+    if found == "classifier-0.1":
+        raise CheckpointError(f"{folder}: a classifier saved by charrnn 0.1, whose checkpoint format is no longer "
+                              f"read; train it again with `charrnn classify train`")
+    if found is None:
+        raise CheckpointError(f"{folder}: not a {expected} checkpoint ({folder / CONFIG_FILE} names no kind of model)")
+    raise CheckpointError(f"{folder}: this is a {found} checkpoint, not a {expected} one; use `{COMMANDS[found]}`")
+
+
+def run_kind(folder: str | os.PathLike) -> str | None:
+    """The kind of run or checkpoint ``folder`` already holds (None when it holds none)."""
+    file = Path(folder) / CONFIG_FILE
+    if not file.is_file():
+        return None
+    try:
+        values = read_json(file)
+    except CheckpointError:
+        return "damaged"
+    return checkpoint_kind(values) or "unknown"
+
+
+# -- finding a checkpoint ----------------------------------------------------------------------
 def existing_checkpoint(folder: str | os.PathLike) -> Path | None:
     """The whole checkpoint saved at ``folder`` (e.g. a run's ``checkpoints/latest``), or None.
 
     After a crash between the two renames of a save, that is the parked previous copy.
     """
-    return _whole_checkpoint(Path(folder))
+    folder = Path(folder)
+    for candidate in (folder, previous_copy(folder)):
+        if (candidate / MODEL_FILE).is_file():
+            return candidate
+    return None
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -108,11 +150,11 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         return path
     is_run = (path / CHECKPOINTS_FOLDER).is_dir()  # the trainer makes it before anything else
     if not is_run and (path / CONFIG_FILE).exists():
-        return path  # a damaged checkpoint folder: load_model names the missing file
+        return path  # a damaged checkpoint folder: the loader names the missing file
     # A run directory, or the checkpoints folder inside one.
     folders = path / CHECKPOINTS_FOLDER if is_run else path
     for name in (BEST, LATEST):
-        found = _whole_checkpoint(folders / name)
+        found = existing_checkpoint(folders / name)
         if found is not None:
             return found
     if is_run:
@@ -123,14 +165,19 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 
 # -- loading -----------------------------------------------------------------------------------
-def read_checkpoint_config(folder: str | os.PathLike) -> tuple[CharLMConfig, dict]:
-    """The model configuration and the training settings (``{}`` if none) of a checkpoint or run."""
-    file = Path(folder) / CONFIG_FILE
+def read_checkpoint_config(folder: str | os.PathLike, model_class: type = CharLM):
+    """The model configuration and the training settings (``{}`` if none) of a checkpoint or run.
+
+    The folder must hold a model of ``model_class``'s kind (``model_class.KIND``).
+    """
+    folder = Path(folder)
+    file = folder / CONFIG_FILE
     values = read_json(file)
-    if not isinstance(values, dict) or not isinstance(values.get("model"), dict):
+    check_kind(folder, values, model_class.KIND)
+    if not isinstance(values.get("model"), dict):
         raise CheckpointError(f"{file}: expected a JSON object with a \"model\" object of settings")
     try:
-        config = CharLMConfig.from_dict(values["model"])
+        config = model_class.CONFIG.from_dict(values["model"])
     except CharRNNError as error:
         raise CheckpointError(f"{file}: {error}") from None
     except TypeError as error:  # a required setting is missing
@@ -143,15 +190,7 @@ def read_checkpoint_config(folder: str | os.PathLike) -> tuple[CharLMConfig, dic
 
 def read_vocabulary(file: str | os.PathLike) -> Vocabulary:
     """A :class:`Vocabulary` from a ``vocab.json`` file; damage is a :class:`CheckpointError`."""
-    file = Path(file)
-    values = read_json(file)
-    characters = values.get("characters") if isinstance(values, dict) else None
-    if (not isinstance(characters, list) or not characters
-            or not all(isinstance(char, str) and len(char) == 1 for char in characters)
-            or characters != sorted(set(characters))):
-        raise CheckpointError(f"{file}: expected {{\"characters\": [...]}}, a sorted list of "
-                              f"distinct single characters")
-    return Vocabulary(characters)
+    return Vocabulary.load(file)
 
 
 def load_state_tensors(file: str | os.PathLike, expected: dict[str, torch.Tensor],
@@ -184,43 +223,63 @@ def load_state_tensors(file: str | os.PathLike, expected: dict[str, torch.Tensor
     return loaded
 
 
-def _model_from_file(file: Path, config: CharLMConfig) -> CharLM:
-    """A :class:`CharLM` of ``config`` holding the weights of ``file``, checked before any allocation.
+def _model_from_file(file: Path, config, model_class: type) -> torch.nn.Module:
+    """A model of ``config`` holding the weights of ``file``, checked before any allocation.
 
-    The sizes the configuration names are checked against the file's tensors first, so a
-    damaged configuration naming huge sizes fails cleanly instead of exhausting memory: the
-    model built afterwards is no larger than what the file already holds.
+    The sizes the configuration names are checked against the file's tensors first
+    (``model_class.expected_shapes``), so a damaged configuration naming huge sizes fails
+    cleanly instead of exhausting memory: the model built afterwards is no larger than what
+    the file already holds.
     """
     tensors = load_tensors(file)
     layers = {name.split(".")[2] for name in tensors if name.startswith("rnn.cells.") and name.count(".") >= 3}
     if len(layers) != config.num_layers:
         raise CheckpointError(f"{file}: holds {len(layers)} recurrent layer(s) but the configuration says "
                               f"num_layers={config.num_layers}")
-    for name, shape in (("embedding.weight", (config.vocab_size, config.embedding_size)),
-                        ("head.weight", (config.vocab_size, config.hidden_size))):
+    for name, shape in model_class.expected_shapes(config).items():
         found = tuple(tensors[name].shape) if name in tensors else None
         if found != shape:
             what = "is missing" if found is None else f"has shape {list(found)}"
             raise CheckpointError(f"{file}: tensor {name} {what}, the configuration expects {list(shape)}")
     try:
-        # Built on the CPU for real (not on the meta device, whose first use imports much of
-        # PyTorch's compiler stack, a second or two), and afresh, since buffers that are not
-        # saved (constants of the cells) must be computed.
-        model = CharLM(config)
+        # Built on the CPU for real: the meta device's first use imports much of PyTorch's
+        # compiler stack (a second or two), more than building these small models costs.
+        model = model_class(config)
     except (RuntimeError, ValueError, OverflowError) as error:
         raise CheckpointError(f"{file}: the configuration describes no buildable model "
                               f"({str(error).splitlines()[0][:200]})") from None
-    state = load_state_tensors(file, model.state_dict(), tensors)
-    model.load_state_dict(state)
+    model.load_state_dict(load_state_tensors(file, model.state_dict(), tensors))
     return model
 
 
-def load_model(path: str | os.PathLike, map_location="cpu") -> LoadedModel:
+def load_checkpoint(path: str | os.PathLike, model_class: type = CharLM, map_location="cpu") -> LoadedModel:
     """Load the model of a checkpoint folder or run directory (see :func:`resolve_checkpoint`).
 
-    Every file is checked before use: the configuration against the weights' names and
-    shapes, and the vocabulary against the embedding. Any mismatch or damage is one
-    :class:`CheckpointError` naming the file at fault.
+    Every file is checked before use: the kind of model, the configuration against the
+    weights' names and shapes, and the vocabulary against the configuration. Any mismatch or
+    damage is one :class:`CheckpointError` naming the file at fault.
+    """
+    folder = resolve_checkpoint(path)
+    missing = [name for name in (CONFIG_FILE, VOCAB_FILE, MODEL_FILE) if not (folder / name).is_file()]
+    if CONFIG_FILE in missing:
+        raise CheckpointError(f"{folder}: checkpoint is missing {CONFIG_FILE}")
+    config, _ = read_checkpoint_config(folder, model_class)  # first: the kind of model is the first question
+    if missing:
+        raise CheckpointError(f"{folder}: checkpoint is missing {missing[0]}")
+    vocabulary = read_vocabulary(folder / VOCAB_FILE)
+    if vocabulary.size != config.vocab_size:
+        raise CheckpointError(f"{folder / VOCAB_FILE}: holds {vocabulary.size} characters but "
+                              f"{folder / CONFIG_FILE} says vocab_size={config.vocab_size}")
+    model = _model_from_file(folder / MODEL_FILE, config, model_class)
+    try:
+        model.to(map_location)
+    except (RuntimeError, AssertionError) as error:  # e.g. "cuda" on a machine without one
+        raise CharRNNError(f"cannot move the model to {map_location!r}: {str(error).splitlines()[0]}") from None
+    return LoadedModel(model=model.eval(), vocabulary=vocabulary, config=config, path=folder)
+
+
+def load_model(path: str | os.PathLike, map_location="cpu") -> LoadedModel:
+    """Load the language model of a checkpoint folder or run directory.
 
     Examples
     --------
@@ -229,64 +288,10 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> LoadedModel:
         loaded = load_model("runs/shakespeare")   # its best checkpoint
         loaded.vocabulary.decode([0, 1])
     """
-    folder = resolve_checkpoint(path)
-    for name in (CONFIG_FILE, VOCAB_FILE, MODEL_FILE):
-        if not (folder / name).is_file():
-            raise CheckpointError(f"{folder}: checkpoint is missing {name}")
-    config, _ = read_checkpoint_config(folder)
-    vocabulary = read_vocabulary(folder / VOCAB_FILE)
-    if vocabulary.size != config.vocab_size:
-        raise CheckpointError(f"{folder / VOCAB_FILE}: holds {vocabulary.size} characters but "
-                              f"{folder / CONFIG_FILE} says vocab_size={config.vocab_size}")
-    model = _model_from_file(folder / MODEL_FILE, config)
-    try:
-        model.to(map_location)
-    except (RuntimeError, AssertionError) as error:  # e.g. "cuda" on a machine without one
-        raise CharRNNError(f"cannot move the model to {map_location!r}: {str(error).splitlines()[0]}") from None
-    return LoadedModel(model=model.eval(), vocabulary=vocabulary, config=config, path=folder)
+    return load_checkpoint(path, CharLM, map_location)
 
 
 # -- saving ------------------------------------------------------------------------------------
-def _fsync_folder(folder: Path) -> None:
-    """Make renames inside ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def replace_folder(source: Path, target: Path) -> None:
-    """Put the complete folder ``source`` at ``target``, replacing what is there.
-
-    POSIX cannot rename over a non-empty folder, so the old one is first parked at
-    ``.<name>.previous``; a crash between the two renames leaves that whole copy, which
-    :func:`resolve_checkpoint` and the next save pick up.
-    """
-    previous = _previous_name(target)
-    if previous.exists():
-        if target.exists():
-            shutil.rmtree(previous)
-        else:  # a crash between the two renames: the parked copy is the only one
-            os.replace(previous, target)
-    if target.exists():
-        os.replace(target, previous)
-    os.replace(source, target)
-    _fsync_folder(target.parent)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
 def _check_replaceable(directory: Path) -> None:
     """Refuse to overwrite a folder that is not a checkpoint (say, a mistyped path to a home)."""
     if directory.exists() and not directory.is_dir():
@@ -296,17 +301,17 @@ def _check_replaceable(directory: Path) -> None:
                            f"replace it")
 
 
-def save_model_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, vocabulary: Vocabulary,
-                          config: CharLMConfig, extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
-                          extra_json: dict[str, object] | None = None, training: dict | None = None) -> Path:
+def save_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, vocabulary: Vocabulary, config,
+                    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+                    extra_json: dict[str, object] | None = None, training: dict | None = None) -> Path:
     """Write a checkpoint folder at ``directory``, whole or not at all.
 
     Parameters
     ----------
     directory : path
         The checkpoint folder; an existing checkpoint there is replaced atomically.
-    model : CharLM (or a module with the same ``state_dict``)
-    vocabulary, config : the model's vocabulary and :class:`CharLMConfig`
+    model : a charrnn model (``CharLM``, ``CharClassifier``: its class names the ``kind``)
+    vocabulary, config : the model's vocabulary and configuration
     extra_tensors : dict, optional
         ``{"optimizer": {name: tensor}}`` writes ``optimizer.safetensors``.
     extra_json : dict, optional
@@ -323,138 +328,13 @@ def save_model_checkpoint(directory: str | os.PathLike, model: torch.nn.Module, 
     if vocabulary.size != config.vocab_size:
         raise CharRNNError(f"vocabulary has {vocabulary.size} characters but config.vocab_size is "
                            f"{config.vocab_size}")
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in directory.parent.glob(f".{directory.name}.tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)  # from a save killed midway
-        temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a checkpoint is meant to be shared
-    except OSError as error:
-        raise CharRNNError(f"{directory.parent}: cannot write a checkpoint here ({error.strerror})",
-                           exit_code=1) from None
-    try:
-        state = {name: tensor for name, tensor in model.state_dict().items()}
-        save_tensors(temporary / MODEL_FILE, state, metadata={"format": CHECKPOINT_FORMAT})
-        write_json(temporary / CONFIG_FILE, {"format": CHECKPOINT_FORMAT, "version": 1,
+    with write_folder(directory, "the checkpoint") as temporary:
+        save_tensors(temporary / MODEL_FILE, model.state_dict(), metadata={"format": CHECKPOINT_FORMAT})
+        write_json(temporary / CONFIG_FILE, {"format": CHECKPOINT_FORMAT, "version": 1, "kind": type(model).KIND,
                                              "model": config.to_dict(), "training": training or {}})
-        write_json(temporary / VOCAB_FILE, {"characters": vocabulary.characters})
+        vocabulary.save(temporary / VOCAB_FILE)
         for stem, tensors in (extra_tensors or {}).items():
             save_tensors(temporary / f"{stem}.safetensors", tensors)
         for stem, value in (extra_json or {}).items():
             write_json(temporary / f"{stem}.json", value)
-        _fsync_folder(temporary)
-        replace_folder(temporary, directory)
-    except OSError as error:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise CharRNNError(f"{directory}: could not save the checkpoint ({error.strerror or error}); "
-                           f"the previous one is unchanged", exit_code=1) from None
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return directory
-
-
-# -- optimizer and random-generator state as tensors + JSON ------------------------------------
-def optimizer_state_to_tensors(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``optimizer.state_dict()`` into safetensors-ready tensors and a JSON structure.
-
-    Tensor ``state[i][name]`` becomes ``"state.<i>.<name>"``; the JSON keeps the other values
-    and the param groups.
-    """
-    tensors, state = {}, {}
-    for index, parameter_state in state_dict["state"].items():
-        entry = {}
-        for name, value in parameter_state.items():
-            if isinstance(value, torch.Tensor):
-                key = f"state.{index}.{name}"
-                tensors[key] = value
-                entry[name] = {"tensor": key}
-            else:
-                entry[name] = value
-        state[str(index)] = entry
-    return tensors, {"state": state, "param_groups": state_dict["param_groups"]}
-
-
-def optimizer_state_from_tensors(tensors: dict[str, torch.Tensor], structure: dict, file: Path) -> dict:
-    """Rebuild an optimizer ``state_dict`` from :func:`optimizer_state_to_tensors`'s output."""
-    try:
-        state = {}
-        for index, entry in structure["state"].items():
-            state[int(index)] = {name: tensors[value["tensor"]] if isinstance(value, dict) else value
-                                 for name, value in entry.items()}
-        groups = []
-        for group in structure["param_groups"]:
-            group = dict(group)
-            if "betas" in group:
-                group["betas"] = tuple(group["betas"])
-            groups.append(group)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise CheckpointError(f"{file}: optimizer state is damaged ({type(error).__name__}: {error})") from None
-    return {"state": state, "param_groups": groups}
-
-
-def random_state_tensors() -> dict[str, torch.Tensor]:
-    """Every random generator the trainer draws from, as tensors (no pickle needed)."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    tensors = {
-        "rng.torch": torch.get_rng_state(),
-        "rng.numpy.keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-        "rng.numpy.extra": torch.tensor([position, has_gauss], dtype=torch.int64),
-        "rng.numpy.cached": torch.tensor([cached], dtype=torch.float64),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for index, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{index}"] = state
-    return tensors
-
-
-def restore_random_state(tensors: dict[str, torch.Tensor]) -> None:
-    """Undo :func:`random_state_tensors` (CUDA generators only where the devices exist)."""
-    torch.set_rng_state(tensors["rng.torch"])
-    position, has_gauss = tensors["rng.numpy.extra"].tolist()
-    np.random.set_state(("MT19937", tensors["rng.numpy.keys"].numpy().astype(np.uint32), int(position),
-                         int(has_gauss), float(tensors["rng.numpy.cached"][0])))
-    if torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            if f"rng.cuda.{index}" in tensors:
-                torch.cuda.set_rng_state(tensors[f"rng.cuda.{index}"], index)
-
-
-# -- run directories ---------------------------------------------------------------------------
-LOCK_FILE = ".lock"
-
-
-@contextmanager
-def lock_run_directory(run_dir: str | os.PathLike):
-    """Hold an exclusive lock on ``run_dir`` (created if needed) for the ``with`` block.
-
-    A second process that asks for the same folder gets a :class:`CharRNNError` naming the
-    process that holds it. The operating system drops the lock when its holder dies, even by
-    ``kill -9``, so a crashed run never leaves the folder locked.
-    """
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
-    except OSError as error:
-        raise CharRNNError(f"{run_dir}: cannot write the run folder ({error.strerror})") from None
-    try:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks, run unguarded
-            fcntl = None
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                raise CharRNNError(f"{run_dir}: the run folder is in use by another charrnn process "
-                                   f"(pid {holder}); wait for it to finish or choose another --out") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield run_dir
-    finally:
-        handle.close()  # closing releases the lock

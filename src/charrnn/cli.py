@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from charrnn.errors import CharRNNError
@@ -43,8 +44,13 @@ def _use_one_line_errors(parser: argparse.ArgumentParser) -> None:
 
 
 def _one_line_error(parser: argparse.ArgumentParser):
-    """argparse's ``error`` as one line on stderr and exit status 2, like every error of charrnn."""
+    """argparse's ``error`` as one line on stderr and exit status 2, like every error of charrnn.
+
+    A value refused by one of :mod:`charrnn.checks`' types reads as the library says it:
+    ``--top-k must be a positive integer, got 0``.
+    """
     def error(message: str):
+        message = re.sub(r"^argument ([^:]+): must be ", r"\1 must be ", message)
         command = parser.prog.removeprefix("charrnn").strip()
         print(f"charrnn: error: {command + ': ' if command else ''}{message}", file=sys.stderr)
         sys.exit(2)

@@ -31,18 +31,16 @@ Examples
 from __future__ import annotations
 
 import codecs
-import json
-import numbers
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from charrnn.checks import check_integer, check_number
 from charrnn.errors import CharRNNError
-from charrnn.files import FileWriteError, atomic_write, read_json, write_json
-from charrnn.vocabulary import UnknownCharacterError, Vocabulary
+from charrnn.files import atomic_stream, read_bytes, read_json, write_json
+from charrnn.vocabulary import VOCABULARY_FILE, UnknownCharacterError, Vocabulary
 
 #: Bytes read per chunk while preparing: large enough to amortise numpy's per-call cost,
 #: small enough that the working set (bytes, str, UTF-32 copy, index array, ids: about 20x the
@@ -54,7 +52,6 @@ CODE_POINT_LIMIT = 0x110000
 
 CORPUS_FILE = "corpus.bin"
 MANIFEST_FILE = "corpus.json"
-VOCABULARY_FILE = "vocab.json"
 
 #: How many unknown characters an error lists before summarising the rest.
 _MAX_LISTED_UNKNOWN = 10
@@ -163,14 +160,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """
     _check_encoding(encoding)
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CharRNNError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CharRNNError(f"{path}: is a folder, expected a text file") from None
-    except OSError as error:
-        raise CharRNNError(f"{path}: cannot read ({error.strerror})") from None
+    data = read_bytes(path, "a text file")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -269,46 +259,6 @@ def _scan(files: list[Path], encoding: str, vocabulary: Vocabulary | None) -> tu
     return seen, length
 
 
-class _AtomicStream:
-    """A binary file written under a temporary name and renamed into place on success.
-
-    The streaming counterpart of :func:`charrnn.files.atomic_write`, for outputs too large
-    to hold in memory whole.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        try:
-            descriptor, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                                          dir=self.path.parent)
-        except OSError as error:
-            raise FileWriteError(self.path, error.strerror or str(error)) from None
-        self.handle = os.fdopen(descriptor, "wb")
-        return self.handle
-
-    def __exit__(self, kind, value, traceback):
-        try:
-            try:
-                if kind is None:
-                    self.handle.flush()
-                    os.fsync(self.handle.fileno())
-                self.handle.close()
-                if kind is None:
-                    os.replace(self.temporary, self.path)
-            finally:
-                if os.path.exists(self.temporary):
-                    os.unlink(self.temporary)
-        except OSError as error:  # a full disk while closing: as clear as one while writing
-            if isinstance(error, CharRNNError):
-                raise
-            raise FileWriteError(self.path, error.strerror or str(error)) from None
-        if isinstance(value, OSError) and not isinstance(value, CharRNNError):
-            raise FileWriteError(self.path, value.strerror or str(value)) from None
-        return False
-
-
 def _encode_files(files: list[Path], encoding: str, vocabulary: Vocabulary, dtype: np.dtype,
                   path: Path) -> int:
     """Pass 2: write the ids of every character to ``path``; returns how many were written."""
@@ -316,7 +266,7 @@ def _encode_files(files: list[Path], encoding: str, vocabulary: Vocabulary, dtyp
     table = np.zeros(CODE_POINT_LIMIT, dtype=dtype)
     table[[ord(char) for char in vocabulary.characters]] = np.arange(vocabulary.size)
     written = 0
-    with _AtomicStream(path) as handle:
+    with atomic_stream(path) as handle:
         for file in files:
             for text in _iter_text_chunks(file, encoding):
                 ids = table[_code_points(text)]  # (n,) of dtype
@@ -388,7 +338,7 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     seen, length = _scan(files, encoding, vocabulary)
     if length == 0:
         raise CharRNNError(f"the corpus is empty: {', '.join(map(str, files[:5]))}"
-                           f"{' ...' if len(files) > 5 else ''} hold no text")
+                           f"{' ...' if len(files) > 5 else ''} {'holds' if len(files) == 1 else 'hold'} no text")
     if vocabulary is None:
         vocabulary = Vocabulary(chr(code) for code in np.flatnonzero(seen))
     if vocabulary.size < 2:
@@ -403,7 +353,7 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     written = _encode_files(files, encoding, vocabulary, dtype, out_dir / CORPUS_FILE)
     if written != length or _file_records(files) != records:
         raise CharRNNError("the corpus files changed while being prepared; run again", exit_code=1)
-    atomic_write(out_dir / VOCABULARY_FILE, vocabulary.to_json())
+    vocabulary.save(out_dir / VOCABULARY_FILE)
     write_json(out_dir / MANIFEST_FILE,
                {"dtype": dtype.name, "length": length, "files": records, "encoding": encoding})
     return PreparedCorpus.open(out_dir)
@@ -463,13 +413,11 @@ class PreparedCorpus:
         dtype_name, length = manifest.get("dtype"), manifest.get("length")
         if dtype_name not in ("uint8", "uint16", "uint32"):
             raise CharRNNError(f"{manifest_path}: dtype must be uint8, uint16 or uint32, got {dtype_name!r}")
-        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-            raise CharRNNError(f"{manifest_path}: length must be a positive integer, got {length!r}")
-        vocabulary_data = read_json(directory / VOCABULARY_FILE)
         try:
-            vocabulary = Vocabulary.from_json(json.dumps(vocabulary_data))
-        except (ValueError, TypeError, AttributeError) as error:
-            raise CharRNNError(f"{directory / VOCABULARY_FILE}: not a vocabulary ({error})") from None
+            check_integer("length", length)
+        except CharRNNError as error:
+            raise CharRNNError(f"{manifest_path}: {error}") from None
+        vocabulary = Vocabulary.load(directory / VOCABULARY_FILE)
         dtype = np.dtype(dtype_name)
         if _dtype_for(vocabulary.size) != dtype:
             raise CharRNNError(f"{directory}: {VOCABULARY_FILE} holds {vocabulary.size} characters, "
@@ -497,9 +445,7 @@ class PreparedCorpus:
         CharRNNError
             When ``val_fraction`` is not in ``[0, 1)``.
         """
-        if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) \
-                or not 0.0 <= val_fraction < 1.0:
-            raise CharRNNError(f"val-fraction must be a number in [0, 1), got {val_fraction!r}")
+        check_number("val_fraction", val_fraction, low=0.0, high=1.0, high_open=True)
         boundary = int(len(self.ids) * (1.0 - val_fraction))
         return self.ids[:boundary], self.ids[boundary:]
 
@@ -513,8 +459,7 @@ class PreparedCorpus:
         CharRNNError
             Naming the split that is too short, its length and what it takes.
         """
-        if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
-            raise CharRNNError(f"sequence-length must be a positive integer, got {sequence_length!r}")
+        check_integer("sequence_length", sequence_length)
         train_ids, val_ids = self.split(val_fraction)
         needed = sequence_length + 1
         parts = [("training", train_ids, f"the first {100 * (1 - val_fraction):.4g}%")]

@@ -10,6 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from charrnn.batches import gather_windows
+from charrnn.checks import check_integer, check_optional
 from charrnn.errors import CharRNNError
 
 
@@ -69,12 +70,9 @@ def evaluate(model, ids: np.ndarray, batch_size: int = 32, sequence_length: int 
     CharRNNError
         For bad settings, or fewer than two ids (nothing to predict).
     """
-    for name, value in (("batch-size", batch_size), ("sequence-length", sequence_length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CharRNNError(f"{name} must be a positive integer, got {value!r}")
-    if max_characters is not None and (isinstance(max_characters, bool)
-                                       or not isinstance(max_characters, int) or max_characters < 1):
-        raise CharRNNError(f"max-characters must be a positive integer or None, got {max_characters!r}")
+    batch_size = check_integer("batch_size", batch_size)
+    sequence_length = check_integer("sequence_length", sequence_length)
+    max_characters = check_optional(check_integer, "max_characters", max_characters)
     ids = np.asarray(ids)
     if ids.ndim != 1:
         raise CharRNNError(f"ids must be one-dimensional, got shape {list(ids.shape)}")

@@ -1,14 +1,22 @@
 """Safe files: every write goes to a temporary name and is renamed; no pickle is ever read.
 
 Tensors live in safetensors files and everything else in JSON, so loading a checkpoint
-never executes code.
+never executes code. This module owns every way charrnn touches a file:
+
+- :func:`atomic_write` (bytes or text), :func:`atomic_stream` (a large file written in pieces)
+  and :func:`write_folder` (a whole folder, swapped in by :func:`replace_folder`): a crash or a
+  full disk leaves the previous version whole, never a partial one, and no temporary behind;
+- :func:`read_bytes`, :func:`read_json`, :func:`load_tensors`: a missing, unreadable or damaged
+  file is one line naming it, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -45,35 +53,133 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     A crash or a full disk leaves the previous file (or none) in place, never a partial one,
     and no temporary file behind. A failure to write is a :class:`FileWriteError`.
     """
+    with atomic_stream(path) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (reading it means setting it, so it is set back at once)."""
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@contextmanager
+def atomic_stream(path: str | os.PathLike):
+    """A binary file handle whose content appears at ``path`` only when the block ends without error.
+
+    The streaming form of :func:`atomic_write`, for outputs too large to hold in memory whole.
+    A failure to write, flush or rename is a :class:`FileWriteError`; no temporary is left.
+    """
     path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise FileWriteError(path, error.strerror or str(error)) from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); a saved file is meant to be read like any other.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException as error:
-        try:
+    except OSError as error:
+        if isinstance(error, CharRNNError):
+            raise
+        raise FileWriteError(path, error.strerror or str(error)) from None
+    finally:
+        if os.path.exists(temporary):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        if isinstance(error, OSError) and not isinstance(error, CharRNNError):
-            raise FileWriteError(path, error.strerror or str(error)) from None
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames inside ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def previous_copy(folder: Path) -> Path:
+    """Where :func:`replace_folder` parks the old folder for the instant between two renames."""
+    return folder.parent / f".{folder.name}.previous"
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Put the complete folder ``source`` at ``target``, replacing what is there.
+
+    POSIX cannot rename over a non-empty folder, so the old one is first parked at
+    :func:`previous_copy`; a crash between the two renames leaves that whole copy, which
+    readers and the next save pick up.
+    """
+    previous = previous_copy(target)
+    if previous.exists():
+        if target.exists():
+            shutil.rmtree(previous)
+        else:  # a crash between the two renames: the parked copy is the only one
+            os.replace(previous, target)
+    if target.exists():
+        os.replace(target, previous)
+    os.replace(source, target)
+    fsync_folder(target.parent)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def write_folder(directory: str | os.PathLike, what: str = "the folder"):
+    """Build a folder under a temporary name in the ``with`` block, then swap it in at ``directory``.
+
+    Yields the temporary folder to write into. On success it replaces ``directory`` whole
+    (:func:`replace_folder`); on any failure it is removed and ``directory`` is unchanged. A
+    failure of the disk is a one-line :class:`CharRNNError` (exit status 1) naming ``what``.
+    """
+    directory = Path(directory)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.parent.glob(f".{directory.name}.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # from a save killed midway
+        temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private; what we save is meant to be shared
+    except OSError as error:
+        raise CharRNNError(f"{directory.parent}: cannot write {what} here ({error.strerror})",
+                           exit_code=1) from None
+    try:
+        yield temporary
+        fsync_folder(temporary)
+        replace_folder(temporary, directory)
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        reason = error.strerror or str(error)
+        raise CharRNNError(f"{directory}: could not save {what} ({reason}); the previous one is unchanged",
+                           exit_code=1) from None
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
         raise
-    return path
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+def read_bytes(path: str | os.PathLike, expected: str = "a file", error: type[CharRNNError] = CharRNNError,
+               missing: str = "no such file") -> bytes:
+    """The bytes of ``path``; a missing file, a folder or a read failure is one ``error`` naming it.
+
+    ``expected`` says what the file should have been (``"a JSON file"``), ``missing`` how to
+    say that it is not there.
+    """
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, expected {expected}") from None
+    except OSError as reason:
+        raise error(f"{path}: cannot read ({reason.strerror})") from None
 
 
 def write_json(path: str | os.PathLike, value) -> Path:
@@ -83,19 +189,13 @@ def write_json(path: str | os.PathLike, value) -> Path:
 
 def read_json(path: str | os.PathLike):
     """Read a JSON file, turning every failure into a :class:`CheckpointError` naming the file."""
-    path = Path(path)
+    data = read_bytes(path, "a JSON file", CheckpointError, missing="file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a folder, expected a JSON file") from None
+        return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({error})") from None
     except RecursionError:  # e.g. [[[[...]]]] nested deeper than Python's stack
         raise CheckpointError(f"{path}: not valid JSON (nested too deeply)") from None
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot read ({error.strerror})") from None
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
@@ -107,13 +207,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a safetensors file onto the CPU; anything else is a :class:`CheckpointError`."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: file not found") from None
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot read ({error.strerror})") from None
+    data = read_bytes(path, "a safetensors file", CheckpointError, missing="file not found")
     try:
         return load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError, OverflowError, UnicodeDecodeError) as error:

@@ -14,15 +14,25 @@ from collections import namedtuple
 
 import torch
 from torch import _VF
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from charrnn.cells import FusedLayer, LSTMStateTuple, MultiRNNCell, RNNCell
 
 _KERNELS = {"lstm": _VF.lstm, "gru": _VF.gru, "rnn_tanh": _VF.rnn_tanh, "rnn_relu": _VF.rnn_relu}
 
-# cuDNN wants one contiguous weight buffer and warns when given separate tensors; ours are
-# derived from the cells' own parameters on each call, so the copy it mentions is expected.
-warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+
+def _call_kernel(kernel, inputs: torch.Tensor, *arguments):
+    """``kernel(inputs, *arguments)``, without cuDNN's warning about separate weight tensors.
+
+    cuDNN wants one contiguous weight buffer; ours are the cells' own parameters, so the copy
+    it warns of is expected. The filter is set for this call only (the user's own filters stay
+    as they are), and only on CUDA: the warning is cuDNN's, and ``catch_warnings`` costs time.
+    """
+    if not inputs.is_cuda:
+        return kernel(inputs, *arguments)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        return kernel(inputs, *arguments)
 
 
 def fused_layers(cell: RNNCell) -> list[FusedLayer] | None:
@@ -45,8 +55,9 @@ def _to_kernel_state(state, is_stack: bool, is_lstm: bool):
     """Our state -> ``h0`` (or ``(h0, c0)``), each ``(L, B, N)``."""
     layer_states = state if is_stack else (state,)
     if is_lstm:
-        h0 = torch.stack([layer_state.h for layer_state in layer_states])
-        c0 = torch.stack([layer_state.c for layer_state in layer_states])
+        pairs = [tuple(layer_state) for layer_state in layer_states]  # (c, h), named or not
+        h0 = torch.stack([h for _, h in pairs])
+        c0 = torch.stack([c for c, _ in pairs])
         return h0, c0
     return torch.stack(list(layer_states))
 
@@ -77,7 +88,7 @@ def run_fused(cell: RNNCell, layers: list[FusedLayer], inputs: torch.Tensor,
     num_layers, training = len(layers), cell.training
 
     if sequence_length is None:
-        result = kernel(inputs, hidden, weights, True, num_layers, dropout, training, False, True)
+        result = _call_kernel(kernel, inputs, hidden, weights, True, num_layers, dropout, training, False, True)
         return result[0], _from_kernel_state(result[1:] if is_lstm else result[1], is_stack, is_lstm)
 
     batch, steps = inputs.shape[:2]
@@ -89,11 +100,12 @@ def run_fused(cell: RNNCell, layers: list[FusedLayer], inputs: torch.Tensor,
         sorted_hidden = tuple(h.index_select(1, order) for h in hidden)
     else:
         sorted_hidden = hidden.index_select(1, order)
-    result = kernel(packed.data, packed.batch_sizes, sorted_hidden, weights, True, num_layers,
-                    dropout, training, False)
-    packed_outputs = packed._replace(data=result[0])
-    outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_outputs, batch_first=True,
-                                                        total_length=steps)
+    result = _call_kernel(kernel, packed.data, packed.batch_sizes, sorted_hidden, weights, True,
+                          num_layers, dropout, training, False)
+    # Built anew rather than by packed._replace, which torch.compile mistraces (its batch_sizes
+    # come out empty and pad_packed_sequence fails).
+    packed_outputs = PackedSequence(result[0], packed.batch_sizes, order, unorder)
+    outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=steps)  # (B, T, N)
     final = result[1:] if is_lstm else (result[1],)
     final = [h.index_select(1, unorder) for h in final]
     empty = (sequence_length == 0).to(inputs.device)
@@ -158,7 +170,7 @@ def to_step_state(state, mode: str, is_stack: bool) -> list:
     """Our state (a cell's, or a stack's tuple of them) -> the per-layer list of :func:`step_layers`."""
     layer_states = state if is_stack else (state,)
     if mode == "lstm":
-        return [(layer_state.h, layer_state.c) for layer_state in layer_states]
+        return [(h, c) for c, h in layer_states]  # an LSTMStateTuple or a plain (c, h) pair
     return list(layer_states)
 
 

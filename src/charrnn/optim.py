@@ -65,10 +65,25 @@ class TFAdam(torch.optim.Optimizer):
         return loss
 
 
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    """``'adam'`` (PyTorch's, fused loops) or ``'tf-adam'`` (TensorFlow 1's) at rate ``lr``."""
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0,
+                   device: torch.device | str | None = None) -> torch.optim.Optimizer:
+    """The optimizer factory of every charrnn trainer and of the lecture.
+
+    ``'tf-adam'`` is TensorFlow 1's Adam (:class:`TFAdam`). ``'adam'`` is PyTorch's Adam, or
+    AdamW when ``weight_decay`` is above 0; given a CPU or CUDA ``device``, on PyTorch's fused
+    kernel where it has one (the lecture passes none, keeping the plain loops' numbers).
+    """
     if name == "tf-adam":
+        if weight_decay:
+            raise ValueError("tf-adam has no weight decay; use 'adam'")
         return TFAdam(params, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'tf-adam'")
+    if name != "adam":
+        raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'tf-adam'")
+    kind = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
+    params = list(params)
+    if device is not None and torch.device(device).type in ("cuda", "cpu"):
+        try:
+            return kind(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return kind(params, lr=lr, weight_decay=weight_decay)

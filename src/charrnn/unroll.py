@@ -38,6 +38,80 @@ def rebuild_state(template, leaves):
     return map_state(lambda tensor: next(iterator).to(tensor.device, tensor.dtype), template)
 
 
+def check_state(cell: RNNCell, state, batch: int, dtype: torch.dtype, device: torch.device):
+    """``state`` checked against ``cell`` for ``batch`` sequences; returns it with each LSTM pair
+    as :class:`~charrnn.cells.LSTMStateTuple`.
+
+    The structure must follow ``cell.state_size``: a tensor ``(batch, units)`` per size, an
+    LSTM's ``(c, h)`` pair (a plain tuple too: TensorFlow 1 unpacks ``c, h = state``), a stack's
+    tuple with one entry per layer. Every tensor must have ``dtype`` (or, under autocast,
+    autocast's, in which the kernels return states) and live on ``device``. The fused kernels
+    read memory by the sizes they are told, so a mismatch must be caught before them: it is a
+    ``ValueError`` naming the part at fault.
+    """
+    dtypes = (dtype,)
+    if torch.is_autocast_enabled(device.type):
+        dtypes += (torch.get_autocast_dtype(device.type),)
+    return _check_cell_state(cell, state, (), (batch, dtypes, device))
+
+
+# The checks below run on every dynamic_rnn call with a state, so the messages' words are
+# only put together on the way to an error. ``where`` is the path to the part checked: layer
+# names, field names, and indices into plain tuples.
+def _check_cell_state(cell: RNNCell, state, where: tuple, expected):
+    if not isinstance(cell, MultiRNNCell):
+        return _check_sized_state(cell.state_size, state, where, expected)
+    cells = cell.cells
+    if not isinstance(state, (tuple, list)) or len(state) != len(cells):
+        _refuse_structure(state, where, f"a tuple of {len(cells)} (one per layer)")
+    return tuple([_check_cell_state(layer_cell, layer_state, (*where, f"layer {layer}"), expected)
+                  for layer, (layer_cell, layer_state) in enumerate(zip(cells, state))])
+
+
+def _check_sized_state(size, state, where: tuple, expected):
+    """Check ``state`` against a (nested) ``state_size``; a size of another kind is not checked."""
+    if isinstance(size, int):
+        return _check_leaf(state, size, where, expected)
+    if not isinstance(size, tuple):
+        return state
+    fields = getattr(size, "_fields", None)
+    if not isinstance(state, (tuple, list)) or len(state) != len(size):
+        pair = fields is not None and len(fields) == 2
+        _refuse_structure(state, where, f"a ({', '.join(fields)}) pair" if pair else f"a tuple of {len(size)}")
+    parts = [_check_sized_state(part_size, part, (*where, name), expected)
+             for part_size, part, name in zip(size, state, fields or range(len(size)))]
+    if type(state) is type(size):  # already the right structure: spare a rebuild
+        return state
+    return type(size)(*parts) if fields else tuple(parts)
+
+
+def _check_leaf(state, units: int, where: tuple, expected) -> torch.Tensor:
+    batch, dtypes, device = expected
+    if not isinstance(state, torch.Tensor):
+        raise ValueError(f"{_describe(where)} is a {type(state).__name__}, expected a tensor")
+    if state.shape != (batch, units):
+        raise ValueError(f"{_describe(where)} has shape {list(state.shape)}, expected [{batch}, {units}] "
+                         f"(batch {batch}, {units} units)")
+    if state.dtype not in dtypes:
+        raise ValueError(f"{_describe(where)} has dtype {state.dtype}, expected "
+                         f"{' or '.join(map(str, dtypes))} (the inputs')")
+    if state.device != device:
+        raise ValueError(f"{_describe(where)} is on {state.device}, expected {device} (the inputs' device)")
+    return state
+
+
+def _refuse_structure(state, where: tuple, expected: str):
+    if isinstance(state, (tuple, list)):
+        raise ValueError(f"{_describe(where)} holds {len(state)} entries, expected {expected}")
+    raise ValueError(f"{_describe(where)} is a {type(state).__name__}, expected {expected}")
+
+
+def _describe(where: tuple) -> str:
+    """``('layer 1', 'c')`` -> ``"initial_state: layer 1's c"``."""
+    names = [name if isinstance(name, str) else f"entry {name}" for name in where]
+    return "initial_state: " + "'s ".join(names) if names else "initial_state"
+
+
 def _check_sequence_length(sequence_length, batch: int, steps: int, device) -> torch.Tensor:
     lengths = torch.as_tensor(sequence_length, device=device)
     if lengths.dtype.is_floating_point or lengths.shape != (batch,):
@@ -84,7 +158,9 @@ def dynamic_rnn(cell: RNNCell, inputs: torch.Tensor, sequence_length=None, initi
         through, so the final state is the one after the last valid step (the initial state
         for length 0).
     initial_state : optional
-        The cell's state for ``B`` sequences; zeros when omitted.
+        The cell's state for ``B`` sequences, in ``inputs``' dtype and device; zeros when
+        omitted. An LSTM's may be a plain ``(c, h)`` tuple. It is checked first (see
+        :func:`check_state`): a wrong structure, size, dtype or device is a ``ValueError``.
     dtype : torch.dtype, optional
         Converts ``inputs`` (TensorFlow's ``dtype`` argument), e.g. ``torch.float32``.
     fused : bool, optional
@@ -94,7 +170,18 @@ def dynamic_rnn(cell: RNNCell, inputs: torch.Tensor, sequence_length=None, initi
     Returns
     -------
     outputs : ``(B, T, cell.output_size)``
-    final_state : the cell's state structure
+    final_state : the cell's state structure, LSTM pairs as :class:`~charrnn.cells.LSTMStateTuple`
+
+    Notes
+    -----
+    The cell is not called as a module: the step loop calls its :meth:`~RNNCell.project_inputs`
+    and :meth:`~RNNCell.step`, and the fused path hands its weights to PyTorch's kernels, which
+    spares ``Module.__call__``'s cost on every step. So forward hooks and forward pre-hooks on a
+    cell (or registered for all modules), and its module backward hooks, do not fire here; they
+    do fire when the cell is called for one step, ``cell(x_t, state)``. Hooks on the module
+    that calls ``dynamic_rnn`` (such as :class:`~charrnn.model.CharLM`) and on tensors
+    (``cell.weight_hh.register_hook``) fire as usual: to watch the cell, read the outputs and
+    final state returned here, or hook the calling module.
     """
     inputs = torch.as_tensor(inputs)
     if dtype is not None or not inputs.is_floating_point():
@@ -105,12 +192,19 @@ def dynamic_rnn(cell: RNNCell, inputs: torch.Tensor, sequence_length=None, initi
     cell.build(depth, inputs.dtype, inputs.device)  # a no-op once built, but checks the size
     if sequence_length is not None:
         sequence_length = _check_sequence_length(sequence_length, batch, steps, inputs.device)
-    state = initial_state if initial_state is not None else cell.zero_state(batch, inputs.dtype, inputs.device)
+    if initial_state is None:
+        state = cell.zero_state(batch, inputs.dtype, inputs.device)
+    else:
+        state = check_state(cell, initial_state, batch, inputs.dtype, inputs.device)
+    return _unroll(cell, inputs, sequence_length, state, fused)
 
+
+def _unroll(cell: RNNCell, inputs: torch.Tensor, sequence_length, state, fused):
+    """``dynamic_rnn`` past its checks: one fused call when the cell allows it, else step by step."""
     layers = fused_layers(cell) if fused is not False else None
     if fused and layers is None:
         raise ValueError(f"{type(cell).__name__} has no fused form; use fused=None or False")
-    if layers is not None and steps > 0:
+    if layers is not None and inputs.shape[1] > 0:
         return run_fused(cell, layers, inputs, sequence_length, state)
     if isinstance(cell, MultiRNNCell):
         return _run_stack(cell, inputs, sequence_length, state, fused)
@@ -127,7 +221,7 @@ def _run_stack(cell: MultiRNNCell, inputs, sequence_length, state, fused):
     for layer, (layer_cell, layer_state) in enumerate(zip(cell.cells, state)):
         if layer > 0:
             outputs = F.dropout(outputs, cell.dropout, cell.training)
-        outputs, final_state = dynamic_rnn(layer_cell, outputs, sequence_length, layer_state,
-                                           fused=False if fused is False else None)
+        outputs, final_state = _unroll(layer_cell, outputs, sequence_length, layer_state,
+                                       fused=False if fused is False else None)  # (B, T, N)
         final_states.append(final_state)
     return outputs, tuple(final_states)

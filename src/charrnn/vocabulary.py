@@ -8,12 +8,17 @@ the same text always gives the same ids.
 from __future__ import annotations
 
 import json
+import os
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from charrnn.errors import CharRNNError
+from charrnn.files import CheckpointError, atomic_write, read_json
+
+#: The vocabulary's file in a checkpoint, a run or a prepared corpus.
+VOCABULARY_FILE = "vocab.json"
 
 
 class UnknownCharacterError(CharRNNError, ValueError):
@@ -110,17 +115,38 @@ class Vocabulary:
         return one_hot(torch.from_numpy(self.encode(text)), self.size)
 
     def to_json(self) -> str:
-        """The vocabulary as JSON (a list of characters, in id order)."""
+        """The vocabulary as JSON: ``{"characters": [...]}``, in id order."""
         return json.dumps({"characters": self.characters}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, data: str) -> "Vocabulary":
-        """Rebuild a vocabulary written by :meth:`to_json`."""
-        loaded = json.loads(data)
-        characters = loaded.get("characters") if isinstance(loaded, dict) else None
-        if not isinstance(characters, list) or characters != sorted(set(characters)):
-            raise ValueError("a vocabulary must be a sorted list of distinct characters")
+        """Rebuild a vocabulary written by :meth:`to_json`; anything else is a ``ValueError``."""
+        try:
+            loaded = json.loads(data)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+        return cls._from_characters(loaded.get("characters") if isinstance(loaded, dict) else None)
+
+    @classmethod
+    def _from_characters(cls, characters) -> "Vocabulary":
+        if (not isinstance(characters, list) or not characters
+                or not all(isinstance(char, str) and len(char) == 1 for char in characters)
+                or characters != sorted(set(characters))):
+            raise ValueError('expected {"characters": [...]}, a sorted list of distinct single characters')
         return cls(characters)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_json` to ``path`` (a ``vocab.json``), atomically."""
+        atomic_write(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        """Read a ``vocab.json``; a missing or damaged file is a :class:`~charrnn.files.CheckpointError`."""
+        values = read_json(path)
+        try:
+            return cls._from_characters(values.get("characters") if isinstance(values, dict) else None)
+        except ValueError as error:
+            raise CheckpointError(f"{path}: {error}") from None
 
 
 def one_hot(ids: torch.Tensor, depth: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

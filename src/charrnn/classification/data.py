@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.errors import CharRNNError
+from charrnn.files import read_bytes
 
 
 @dataclass
@@ -72,11 +73,9 @@ class LabeledTexts:
 def _read_text(path: Path) -> str:
     try:
         # utf-8-sig drops the byte-order mark that spreadsheet programs put first.
-        return path.read_bytes().decode("utf-8-sig")
+        return read_bytes(path, "a text file").decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise CharRNNError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
-    except OSError as error:
-        raise CharRNNError(f"{path}: cannot read ({error.strerror})") from None
 
 
 def _check_classes(data: LabeledTexts, source: Path) -> LabeledTexts:

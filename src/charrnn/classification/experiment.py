@@ -17,13 +17,16 @@ from charrnn.classification.evaluate import EvaluationReport, evaluate_splits
 from charrnn.classification.metrics import format_confusion, save_confusion_png
 from charrnn.classification.splits import StratifiedDuplicateKFold, StratifiedDuplicateShuffleSplit
 from charrnn.classification.train import TrainingOptions, train_classifier
+from charrnn.devices import select_device
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_write, write_json
+from charrnn.training.run_directory import clear_run, refuse_existing_run
 
 
 def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | None = None,
                        test_size: float = 0.2, options: TrainingOptions | None = None,
-                       log: Callable[[str], None] | None = None, **model_settings) -> EvaluationReport:
+                       log: Callable[[str], None] | None = None, overwrite: bool = False,
+                       **model_settings) -> EvaluationReport:
     """Evaluate a classifier of ``data``, keep a final model, and save both into ``out``.
 
     With ``cv=K`` the scores come from stratified K-fold cross-validation and the saved model
@@ -35,15 +38,30 @@ def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | 
     ``model.safetensors``), ``evaluation.json``, ``report.txt``, ``confusion.txt`` and
     ``confusion.png``. ``model_settings`` are :func:`train_classifier`'s model arguments
     (``cell``, ``hidden_size``, ``num_layers``, ``embedding_size``, ``dropout``).
+
+    A folder that already holds a run (of either kind) is refused unless ``overwrite``; a run
+    that fails or is interrupted leaves the folder as it found it.
     """
     options = options or TrainingOptions()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CharRNNError(f"{out}: exists and is not a folder")
+    refuse_existing_run(out, overwrite)
+    select_device(options.device)  # refuse a missing device before any training
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
-    except (FileExistsError, NotADirectoryError):
-        raise CharRNNError(f"{out}: exists and is not a folder") from None
     except OSError as error:
         raise CharRNNError(f"{out}: cannot create the output folder ({error.strerror})") from None
+    try:
+        return _train_and_evaluate(data, out, cv, test_size, options, log, overwrite, model_settings)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _train_and_evaluate(data, out: Path, cv, test_size, options, log, overwrite, model_settings):
 
     last = None  # the hold-out keeps the model it scored
 
@@ -69,6 +87,8 @@ def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | 
         final = last
         trained_on = f"the hold-out's train side, {report.folds[0]['train_size']} texts"
     report.final_model_trained_on = trained_on
+    if overwrite:
+        clear_run(out)
     save_classifier(final, out)
     write_json(out / "evaluation.json", {**report.to_dict(), "model": final.model.config.to_dict(),
                                          "training": asdict(options)})

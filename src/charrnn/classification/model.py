@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from charrnn.cells import LSTMStateTuple
-from charrnn.errors import CharRNNError
+from charrnn.checks import check_integer
 from charrnn.model import CharLMConfig, make_cell_stack
 from charrnn.unroll import dynamic_rnn
 from charrnn.vocabulary import Vocabulary
@@ -28,8 +28,7 @@ class ClassifierConfig(CharLMConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 2:
-            raise CharRNNError(f"num-classes must be an integer of at least 2, got {self.num_classes!r}")
+        check_integer("num_classes", self.num_classes, minimum=2)
 
 
 class CharClassifier(nn.Module):
@@ -44,6 +43,10 @@ class CharClassifier(nn.Module):
     the vocabulary does not hold (see :func:`encode_texts`).
     """
 
+    #: The ``kind`` of its checkpoints, and the configuration they hold.
+    KIND = "classifier"
+    CONFIG = ClassifierConfig
+
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         self.config = config
@@ -51,6 +54,12 @@ class CharClassifier(nn.Module):
         self.rnn = make_cell_stack(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.num_classes)
+
+    @staticmethod
+    def expected_shapes(config: ClassifierConfig) -> dict[str, tuple[int, ...]]:
+        """Shapes of the tensors that grow with the configuration's sizes, checked before building."""
+        return {"embedding.weight": (config.vocab_size + 1, config.embedding_size),
+                "head.weight": (config.num_classes, config.hidden_size)}
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``ids`` ``(B, T)`` padded with anything, ``lengths`` ``(B,)`` → logits ``(B, C)``."""

@@ -1,12 +1,13 @@
 """Training a :class:`~charrnn.classification.model.CharClassifier` on labelled texts.
 
-The loop is plain: shuffle (or draw class-balanced) batches, pad each to its longest text,
-cross-entropy (optionally weighted by class), one optimizer step per batch.
+The one :class:`~charrnn.training.loop.Trainer` of charrnn runs it, on a
+:class:`ClassificationTask`: shuffle (or draw class-balanced) batches, pad each to its longest
+text, cross-entropy (optionally weighted by class), one optimizer step per batch, with the
+schedule, optimizer factory and device choice the language model uses.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -15,86 +16,52 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from charrnn.checks import check_choice, check_integer
 from charrnn.classification.model import CharClassifier, ClassifierConfig, encode_texts, pad_batch
 from charrnn.classification.predict import TextClassifier
+from charrnn.devices import select_device
 from charrnn.errors import CharRNNError
+from charrnn.model import ModelSettings
+from charrnn.optim import make_optimizer
+from charrnn.training.events import Callback
+from charrnn.training.loop import Limits, Trainer
+from charrnn.training.settings import OptimizationSettings
 from charrnn.vocabulary import Vocabulary
 
 CLASS_WEIGHTS = (None, "balanced")
-DECAYS = ("cosine", "linear", "constant")
 
 
-@dataclass
-class TrainingOptions:
-    """How to train: the loop's settings, independent of the model's shape.
+@dataclass(kw_only=True)
+class TrainingOptions(OptimizationSettings):
+    """How to train a classifier: the :class:`~charrnn.training.settings.OptimizationSettings`
+    every charrnn model shares (with defaults for short texts), and:
 
     Attributes
     ----------
     epochs : int
         Passes over the training texts.
-    batch_size : int
-    learning_rate : float
-        Adam's peak learning rate (AdamW when ``weight_decay`` is above 0).
-    decay : str
-        ``'cosine'``, ``'linear'`` or ``'constant'``: how the rate falls, step by step, to a
-        tenth of ``learning_rate`` at the end of training (as the language model's trainer).
-    weight_decay : float
-        Decoupled weight decay.
-    grad_clip : float
-        Clip the gradient's global norm to this; 0 turns clipping off.
     class_weight : None or 'balanced'
         ``'balanced'`` weights the loss of class ``k`` by ``n / (C · n_k)``
         (scikit-learn's :func:`~sklearn.utils.class_weight.compute_class_weight`).
     balanced_sampler : bool
         Draw each batch's texts with replacement, every class equally likely.
-    seed : int
-        Seeds the weights' initialisation, the shuffling and the sampler.
-    device : str
-        ``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'mps'`` or ``'auto'``.
+
+    The learning rate falls step by step to a tenth of ``learning_rate`` (``decay``), as the
+    language model's does; ``seed`` seeds the weights, the shuffling and the sampler.
     """
 
-    epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 3e-3
-    decay: str = "cosine"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    seed: int = 0
+    epochs: int = 10
     class_weight: str | None = None
     balanced_sampler: bool = False
-    seed: int = 0
-    device: str = "auto"
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise CharRNNError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if not self.learning_rate > 0:
-            raise CharRNNError(f"learning-rate must be positive, got {self.learning_rate!r}")
-        if self.decay not in DECAYS:
-            raise CharRNNError(f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}")
-        for name in ("weight_decay", "grad_clip"):
-            if not getattr(self, name) >= 0:
-                raise CharRNNError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)!r}")
-        if self.class_weight not in CLASS_WEIGHTS:
-            raise CharRNNError(f"class-weight must be 'balanced' or none, got {self.class_weight!r}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``'auto'`` (CUDA when present, else CPU) or a device name, checked to be usable."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CharRNNError(f"unknown device {name!r}; expected cpu, cuda, cuda:N, mps or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CharRNNError(f"device {name!r} asked for, but this PyTorch sees no CUDA GPU")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise CharRNNError(f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise CharRNNError("device 'mps' asked for, but this PyTorch sees no Apple GPU")
-    return device
+        self.check_optimization_settings()
+        check_integer("epochs", self.epochs)
+        check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
 
 
 def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -105,16 +72,6 @@ def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     present = np.unique(y)
     weights[present] = compute_class_weight("balanced", classes=present, y=y)
     return weights
-
-
-def learning_rate_at(options: TrainingOptions, progress: float) -> float:
-    """The rate after ``progress`` (0 → 1) of training: from the peak down to a tenth of it."""
-    peak, floor = options.learning_rate, options.learning_rate / 10
-    if options.decay == "cosine":
-        return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    if options.decay == "linear":
-        return peak - (peak - floor) * progress
-    return peak
 
 
 def _epoch_order(y: np.ndarray, balanced: bool, generator: torch.Generator) -> torch.Tensor:
@@ -140,9 +97,72 @@ def _class_ids(texts: list[str], labels: list, classes) -> tuple[list, np.ndarra
     return classes, np.array([index[label] for label in labels], dtype=np.int64)
 
 
+class ClassificationTask:
+    """Whole texts and their classes, in shuffled (or class-balanced) batches padded to their longest.
+
+    Parameters
+    ----------
+    encoded : list of id arrays
+    y : int64 array ``(N,)``
+    batch_size : int
+    balanced : bool
+        Draw each epoch's texts with replacement, every class equally likely.
+    generator : torch.Generator
+        Draws the order of each epoch.
+    device : torch.device
+    class_weight : tensor ``(C,)``, optional
+    """
+
+    def __init__(self, encoded: list, y: np.ndarray, batch_size: int, balanced: bool, generator: torch.Generator,
+                 device: torch.device, class_weight: torch.Tensor | None = None):
+        self.encoded, self.y, self.batch_size, self.balanced = encoded, y, batch_size, balanced
+        self.generator, self.device, self.class_weight = generator, device, class_weight
+        self.targets = torch.from_numpy(y)
+        self.steps_per_epoch = -(-len(y) // batch_size)
+        self.examples_per_step = batch_size
+        self.epoch, self.position, self.order = 0, 0, None
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next ``(ids (B, T), lengths (B,), targets (B,))`` on the device."""
+        if self.position == 0:
+            self.order = _epoch_order(self.y, self.balanced, self.generator)
+        rows = self.order[self.position * self.batch_size: (self.position + 1) * self.batch_size]
+        self.position += 1
+        if self.position == self.steps_per_epoch:
+            self.epoch, self.position = self.epoch + 1, 0
+        ids, lengths = pad_batch([self.encoded[i] for i in rows.tolist()], self.device)  # (B, T), (B,)
+        return ids, lengths, self.targets[rows].to(self.device)
+
+    def loss(self, network: torch.nn.Module, batch) -> torch.Tensor:
+        """Cross-entropy of the batch; with class weights, PyTorch's weighted mean."""
+        ids, lengths, targets = batch
+        return F.cross_entropy(network(ids, lengths), targets, weight=self.class_weight)  # logits (B, C)
+
+
+class _EpochReport(Callback):
+    """One log line per epoch, and ``on_epoch_end(epoch, classifier)`` with the model in eval mode."""
+
+    def __init__(self, epochs: int, classifier: TextClassifier, log, on_epoch_end):
+        self.epochs, self.classifier, self.log, self.on_epoch_end = epochs, classifier, log, on_epoch_end
+        self.started, self.total, self.batches = time.perf_counter(), 0.0, 0
+
+    def on_step(self, trainer, event) -> None:
+        self.total, self.batches = self.total + event.loss, self.batches + 1
+        if not event.epoch_ended:
+            return
+        if self.log is not None:
+            self.log(f"epoch {event.epoch}/{self.epochs}: loss {self.total / self.batches:.4f} "
+                     f"({time.perf_counter() - self.started:.1f} s)")
+        if self.on_epoch_end is not None:
+            trainer.model.eval()
+            self.on_epoch_end(event.epoch, self.classifier)
+            trainer.model.train()
+        self.started, self.total, self.batches = time.perf_counter(), 0.0, 0
+
+
 def train_classifier(texts, labels, classes=None, *, cell: str = "lstm", hidden_size: int = 128,
                      num_layers: int = 1, embedding_size: int = 32, dropout: float = 0.0,
-                     options: TrainingOptions | None = None,
+                     forget_bias: float = ModelSettings.forget_bias, options: TrainingOptions | None = None,
                      log: Callable[[str], None] | None = None,
                      on_epoch_end: Callable[[int, TextClassifier], None] | None = None) -> TextClassifier:
     """Train a classifier of ``texts`` into ``labels`` and return it ready to predict.
@@ -154,8 +174,8 @@ def train_classifier(texts, labels, classes=None, *, cell: str = "lstm", hidden_
         One label per text (any hashable values, e.g. strings or ints).
     classes : sequence, optional
         All class names in id order; the sorted distinct labels when omitted.
-    cell, hidden_size, num_layers, embedding_size, dropout :
-        The model's shape, as in :class:`~charrnn.classification.model.ClassifierConfig`.
+    cell, hidden_size, num_layers, embedding_size, dropout, forget_bias :
+        The model's shape (:class:`~charrnn.model.ModelSettings`).
     options : TrainingOptions, optional
     log : callable, optional
         Receives one line per epoch (mean loss, time).
@@ -166,50 +186,27 @@ def train_classifier(texts, labels, classes=None, *, cell: str = "lstm", hidden_
     options = options or TrainingOptions()
     texts = [str(text) for text in texts]
     classes, y = _class_ids(texts, list(labels), classes)
-    device = resolve_device(options.device)
+    device = select_device(options.device)
     torch.manual_seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
     vocabulary = Vocabulary("".join(texts))
     config = ClassifierConfig(vocab_size=vocabulary.size, cell=cell, hidden_size=hidden_size,
                               num_layers=num_layers, embedding_size=embedding_size, dropout=dropout,
-                              num_classes=len(classes))
+                              forget_bias=forget_bias, num_classes=len(classes))
     model = CharClassifier(config).to(device)
-    optimizer_class = torch.optim.AdamW if options.weight_decay > 0 else torch.optim.Adam
-    optimizer = optimizer_class(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
+    optimizer = make_optimizer("adam", model.parameters(), options.learning_rate, options.weight_decay, device)
     weight = None
     if options.class_weight == "balanced":
         weight = torch.as_tensor(balanced_class_weights(y, len(classes)), dtype=torch.float32, device=device)
-
+    task = ClassificationTask(encode_texts(vocabulary, texts), y, options.batch_size, options.balanced_sampler,
+                              generator, device, weight)
     classifier = TextClassifier(model, vocabulary, classes)
-    encoded = encode_texts(vocabulary, texts)
-    targets = torch.from_numpy(y)
-    total_steps, step = options.epochs * math.ceil(len(y) / options.batch_size), 0
-    model.train()
-    for epoch in range(1, options.epochs + 1):
-        started, total_loss, batches = time.perf_counter(), 0.0, 0
-        order = _epoch_order(y, options.balanced_sampler, generator)
-        for start in range(0, len(order), options.batch_size):
-            rows = order[start: start + options.batch_size]
-            ids, lengths = pad_batch([encoded[i] for i in rows.tolist()], device)  # (B, T), (B,)
-            logits = model(ids, lengths)  # (B, C)
-            # With weights, PyTorch divides by the batch's summed weights: a weighted mean.
-            loss = F.cross_entropy(logits, targets[rows].to(device), weight=weight)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(options, step / total_steps)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if options.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
-            optimizer.step()
-            step += 1
-            total_loss += loss.item()
-            batches += 1
-        if log is not None:
-            log(f"epoch {epoch}/{options.epochs}: loss {total_loss / batches:.4f} "
-                f"({time.perf_counter() - started:.1f} s)")
-        if on_epoch_end is not None:
-            model.eval()
-            on_epoch_end(epoch, classifier)
-            model.train()
+    trainer = Trainer(model, task, optimizer, options.schedule, Limits(epochs=options.epochs), device,
+                      grad_clip=options.grad_clip, amp=options.amp,
+                      callbacks=[_EpochReport(options.epochs, classifier, log, on_epoch_end)])
+    trainer.advance(trainer.total_steps)
+    if trainer.stop_reason == "diverged":
+        raise CharRNNError(f"training the classifier stopped at step {trainer.step + 1}: {trainer.stop_detail}",
+                           exit_code=1)
     model.eval()
     return classifier

@@ -1,14 +1,15 @@
 """Subcommands of the ``charrnn`` command line, one module each (see :mod:`charrnn.cli`)."""
 
-import argparse
+from __future__ import annotations
+
+from charrnn.checks import positive_int
+from charrnn.devices import DEFAULT_DEVICE, DEVICES
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def add_machine_arguments(parser, threads_default: str = "PyTorch's, the cores") -> None:
+    """``--device`` and ``--threads``, the same in every command that runs a model."""
+    parser.add_argument("--device", default=DEFAULT_DEVICE,
+                        help=f"where to run: {', '.join(DEVICES)} or cuda:N (default: {DEFAULT_DEVICE}: CUDA, "
+                             f"then MPS, then the CPU)")
+    parser.add_argument("--threads", type=positive_int, metavar="N",
+                        help=f"CPU threads (default: {threads_default}; 1 is fastest on a busy machine)")

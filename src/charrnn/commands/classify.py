@@ -6,25 +6,21 @@ A thin layer over :func:`charrnn.classification.train_and_evaluate` and
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from charrnn.cells import CELL_TYPES
-from charrnn.commands import positive_int
+from charrnn.checks import integer_at_least, non_negative_int, number_in, positive_int
+from charrnn.commands import add_machine_arguments
+from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError
-
-
-def _folds(text: str) -> int:
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, got {value}")
-    return value
+from charrnn.files import read_bytes
 
 
 def add_parser(subparsers) -> None:
     """Register ``charrnn classify`` with its ``train`` and ``predict`` subcommands."""
-    from charrnn.classification.train import DECAYS, TrainingOptions
+    from charrnn.classification.train import TrainingOptions
+    from charrnn.training.schedule import DECAYS
 
     defaults = TrainingOptions()
     parser = subparsers.add_parser(
@@ -46,8 +42,10 @@ def add_parser(subparsers) -> None:
     train.add_argument("--text-column", default="text", help="CSV/TSV column holding the texts (default: text)")
     train.add_argument("--label-column", default="label", help="CSV/TSV column holding the labels (default: label)")
     split = train.add_mutually_exclusive_group()
-    split.add_argument("--cv", type=_folds, metavar="K", help="stratified K-fold cross-validation")
-    split.add_argument("--test-size", type=float, default=0.2, metavar="F",
+    split.add_argument("--cv", type=integer_at_least(2), metavar="K",
+                       help="stratified K-fold cross-validation (K >= 2 folds)")
+    split.add_argument("--test-size", type=number_in(0.0, 1.0, low_open=True, high_open=True), default=0.2,
+                       metavar="F",
                        help="share of the distinct texts held out for testing when --cv is not given (default: 0.2)")
     train.add_argument("--class-weight", choices=["balanced", "none"], default="none",
                        help="balanced: weight each class's loss by n / (classes · class size) (default: none)")
@@ -59,7 +57,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--num-layers", type=positive_int, default=1, metavar="N", help="stacked layers (default: 1)")
     train.add_argument("--embedding-size", type=positive_int, default=32, metavar="N",
                        help="character embedding size (default: 32)")
-    train.add_argument("--dropout", type=float, default=0.0,
+    train.add_argument("--dropout", type=number_in(0.0, 1.0, high_open=True), default=0.0,
                        help="dropout between layers and before the output (default: 0)")
     train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                        help=f"passes over the training texts (default: {defaults.epochs})")
@@ -73,10 +71,10 @@ def add_parser(subparsers) -> None:
                        help="decoupled weight decay (AdamW) when above 0 (default: 0)")
     train.add_argument("--grad-clip", type=float, default=defaults.grad_clip, metavar="NORM",
                        help=f"clip the gradient's global norm (0: off; default: {defaults.grad_clip:g})")
-    train.add_argument("--seed", type=int, default=defaults.seed,
+    train.add_argument("--seed", type=non_negative_int, default=defaults.seed,
                        help=f"random seed for splits and training (default: {defaults.seed})")
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    train.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads (default: PyTorch's choice)")
+    add_machine_arguments(train)
+    train.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     train.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     train.set_defaults(run=run_train)
 
@@ -89,51 +87,49 @@ def add_parser(subparsers) -> None:
     predict.add_argument("--file", metavar="F", help="also classify each non-blank line of F ('-': standard input)")
     predict.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                          help="labels to show per text (default: 3, at most the number of classes)")
-    predict.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
+    add_machine_arguments(predict)
     predict.set_defaults(run=run_predict)
 
 
 def run_train(args) -> int:
     """Evaluate, train and save a classifier; print the report."""
-    import torch
-
     from charrnn.classification import TrainingOptions, load_dataset, train_and_evaluate
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     options = TrainingOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                               decay=args.decay, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
                               class_weight=None if args.class_weight == "none" else args.class_weight,
                               balanced_sampler=args.balanced_sampler, seed=args.seed, device=args.device)
+    select_device(args.device)  # before any data is read
     data = load_dataset(args.data, args.text_column, args.label_column)
     out = Path(args.out) if args.out else Path("runs") / f"classify-{Path(args.data).resolve().stem}"
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     if log is not None:
         counts = ", ".join(f"{label} {count}" for label, count in data.class_counts().items())
         log(f"{args.data}: {len(data)} texts in {len(data.classes)} classes ({counts})")
-    report = train_and_evaluate(data, out, cv=args.cv, test_size=args.test_size, options=options, log=log,
-                                cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                                embedding_size=args.embedding_size, dropout=args.dropout)
+    with num_threads(args.threads):
+        report = train_and_evaluate(data, out, cv=args.cv, test_size=args.test_size, options=options, log=log,
+                                    overwrite=args.overwrite, cell=args.cell, hidden_size=args.hidden_size,
+                                    num_layers=args.num_layers, embedding_size=args.embedding_size,
+                                    dropout=args.dropout)
     print(report.format())
     print(f"saved to {out}/ (report.txt, evaluation.json, confusion.txt, confusion.png, model files)")
     return 0
 
 
 def _read_lines(name: str) -> list[str]:
+    data = sys.stdin.buffer.read() if name == "-" else read_bytes(name, "a text file")
     try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise CharRNNError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason})") from None
-    except OSError as error:
-        raise CharRNNError(f"{name}: cannot read ({error.strerror})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def run_predict(args) -> int:
     """Print each text's top-k labels."""
     from charrnn.classification import load_classifier
-    from charrnn.classification.train import resolve_device
 
+    device = select_device(args.device)
     texts = list(args.texts)
     for position, text in enumerate(texts, start=1):
         if not text.strip():
@@ -142,11 +138,13 @@ def run_predict(args) -> int:
         texts += _read_lines(args.file)
     if not texts:
         raise CharRNNError("nothing to classify: give TEXT arguments or --file")
-    classifier = load_classifier(args.checkpoint, resolve_device(args.device))
+    classifier = load_classifier(args.checkpoint, device)
     unknown = classifier.unknown_characters(texts)
     if unknown:
         print(f"charrnn: note: {len(unknown)} character(s) never seen in training, read as unknown: "
               + " ".join(repr(char) for char in unknown[:20]), file=sys.stderr)
-    for text, best in zip(texts, classifier.top_k(texts, args.top_k)):
+    with num_threads(args.threads):
+        best_labels = classifier.top_k(texts, args.top_k)
+    for text, best in zip(texts, best_labels):
         print("\t".join([text, *(f"{label} {probability:.4f}" for label, probability in best)]))
     return 0

@@ -12,7 +12,10 @@ import json
 import torch
 
 from charrnn.checkpoint import load_model
+from charrnn.checks import positive_int
+from charrnn.commands import add_machine_arguments
 from charrnn.corpus import read_text
+from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError
 from charrnn.evaluation import evaluate
 from charrnn.vocabulary import UnknownCharacterError
@@ -28,29 +31,28 @@ def add_parser(subparsers) -> None:
                     "each read from the start with its state carried to its end.")
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
     parser.add_argument("file", metavar="FILE", help="the text file to evaluate on")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="B",
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="B",
                         help="parallel streams (default: 32; 1 gives every character the whole text before it)")
-    parser.add_argument("--sequence-length", type=int, default=256, metavar="T",
+    parser.add_argument("--sequence-length", type=positive_int, default=256, metavar="T",
                         help="characters per stream per forward call (default: 256)")
     parser.add_argument("--encoding", default="utf-8", help="encoding of FILE (default: utf-8)")
     parser.add_argument("--skip-unknown", action="store_true",
                         help="drop characters the model's vocabulary lacks instead of failing")
-    parser.add_argument("--device", default="cpu", help="where to run the model: cpu (default), cuda, mps")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: PyTorch's)")
+    add_machine_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     """Evaluate and print ``loss``, ``bits per character`` and the number of characters."""
-    for flag, value in (("--batch-size", args.batch_size), ("--sequence-length", args.sequence_length),
-                        ("--threads", args.threads)):
-        if value is not None and value < 1:
-            raise CharRNNError(f"{flag} must be an integer >= 1, got {value}")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    with num_threads(args.threads):
+        return _evaluate(args, device)
+
+
+def _evaluate(args, device: torch.device) -> int:
     text = read_text(args.file, args.encoding)
-    loaded = load_model(args.checkpoint, map_location=args.device)
+    loaded = load_model(args.checkpoint, map_location=device)
     vocabulary = loaded.vocabulary
     unknown = vocabulary.unknown_characters(text) if args.skip_unknown else {}
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from charrnn.cells import CELL_TYPES
-from charrnn.commands import positive_int
+from charrnn.checks import positive_int
 from charrnn.errors import CharRNNError
 from charrnn.lecture import EXAMPLES, LectureOptions, run_lecture
 

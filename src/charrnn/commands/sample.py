@@ -13,8 +13,10 @@ import time
 import torch
 
 from charrnn.checkpoint import load_model
+from charrnn.checks import non_negative_int, positive_int
+from charrnn.commands import add_machine_arguments
 from charrnn.corpus import read_text
-from charrnn.errors import CharRNNError
+from charrnn.devices import num_threads, select_device
 from charrnn.sampling import make_generator, sample_streams
 from charrnn.vocabulary import UnknownCharacterError
 
@@ -39,35 +41,25 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--encoding", default="utf-8", help="encoding of --prime-file (default: utf-8)")
     parser.add_argument("--skip-unknown", action="store_true",
                         help="drop prime characters the model's vocabulary lacks instead of failing")
-    parser.add_argument("--length", type=int, default=500, metavar="N",
+    parser.add_argument("--length", type=non_negative_int, default=500, metavar="N",
                         help="characters to generate per sample (default: 500)")
     parser.add_argument("--temperature", type=float, default=1.0, metavar="T",
                         help="> 0; lower is more conservative, higher more varied (default: 1.0)")
-    parser.add_argument("--top-k", type=int, metavar="K", help="draw only among the K most likely characters")
+    parser.add_argument("--top-k", type=positive_int, metavar="K", help="draw only among the K most likely characters")
     parser.add_argument("--top-p", type=float, metavar="P",
                         help="draw only among the most likely characters holding probability P, in (0, 1]")
     parser.add_argument("--greedy", action="store_true", help="always take the most likely character")
-    parser.add_argument("--num-samples", type=int, default=1, metavar="N",
+    parser.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
                         help="samples to generate, separated by a blank line (default: 1)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"samples made together (default: {DEFAULT_BATCH_SIZE}); the first of each "
                              "batch streams, the others print when the batch ends")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
                         help="precision to compute in (default: float32); bfloat16 is several times "
                              "faster for many samples on a CPU with bfloat16 instructions, slightly less exact")
-    parser.add_argument("--seed", type=int, metavar="S", help="random seed, for reproducible samples")
-    parser.add_argument("--device", default="cpu", help="where to run the model: cpu (default), cuda, mps")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads (default: PyTorch's; 1 is fastest on a busy machine)")
+    parser.add_argument("--seed", type=non_negative_int, metavar="S", help="random seed, for reproducible samples")
+    add_machine_arguments(parser)
     parser.set_defaults(run=run)
-
-
-def _check(args) -> None:
-    for name in ("num_samples", "batch_size"):
-        if getattr(args, name) < 1:
-            raise CharRNNError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(args, name)}")
-    if args.threads is not None and args.threads < 1:
-        raise CharRNNError(f"--threads must be an integer >= 1, got {args.threads}")
 
 
 def _write_stream(characters, out) -> None:
@@ -92,11 +84,14 @@ def _first_stream(columns, others: list[list[str]]):
 
 def run(args) -> int:
     """Load the model, then print ``--num-samples`` samples to stdout, separated by a blank line."""
-    _check(args)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    with num_threads(args.threads):
+        return _sample(args, device)
+
+
+def _sample(args, device: torch.device) -> int:
     prime = read_text(args.prime_file, args.encoding) if args.prime_file else args.prime
-    loaded = load_model(args.checkpoint, map_location=args.device)
+    loaded = load_model(args.checkpoint, map_location=device)
     generator = make_generator(args.seed, device=loaded.model.head.weight.device)
     options = dict(prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
                    top_p=args.top_p, greedy=args.greedy, generator=generator, skip_unknown=args.skip_unknown,

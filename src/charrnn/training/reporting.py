@@ -1,4 +1,8 @@
-"""What a training run reports: ``metrics.jsonl``, the progress bar and the loss curve."""
+"""What a training run reports: ``metrics.jsonl``, the progress bar and the loss curve.
+
+:class:`MetricsCallback` and :class:`ProgressCallback` subscribe to a
+:class:`~charrnn.training.loop.Trainer`'s events like any other subscriber.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,11 @@ from typing import Sequence
 
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_write
+from charrnn.training.events import Callback
+
+#: A run directory's metrics log and loss curve.
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss.png"
 
 
 # -- the run directory's logs ------------------------------------------------------------------
@@ -128,3 +137,61 @@ class Progress:
         """Finish the bar."""
         if self.bar is not None:
             self.bar.close()
+
+
+# -- subscribers of a trainer's events ---------------------------------------------------------
+class MetricsCallback(Callback):
+    """Appends each metrics line to ``metrics.jsonl`` and draws ``loss.png`` when the run ends."""
+
+    def __init__(self, run_dir: Path):
+        self.log = MetricsLog(Path(run_dir) / METRICS_FILE)
+        self.plot = Path(run_dir) / PLOT_FILE
+
+    def on_step(self, trainer, event) -> None:
+        if event.record is not None:
+            self.log.append(event.record)
+
+    def on_stop(self, trainer, result) -> None:
+        try:
+            plot_losses(self.log.read(), self.plot)
+        except OSError as error:  # the run itself is saved; a missing picture is not worth failing it
+            print(f"charrnn: warning: could not write {self.plot} ({error.strerror})", file=sys.stderr)
+
+
+class ProgressCallback(Callback):
+    """The progress bar (or plain lines when stderr is not a terminal) of a run."""
+
+    def __init__(self, enabled: bool = True, bar: bool | None = None, stream=None):
+        self.enabled, self.bar, self.stream = enabled, bar, stream
+        self.progress: Progress | None = None
+
+    def on_start(self, trainer) -> None:
+        self.progress = Progress(trainer.total_steps, trainer.step, enabled=self.enabled, bar=self.bar,
+                                 stream=self.stream)
+        for line in trainer.notes:
+            self.progress.log(line)
+
+    def on_step(self, trainer, event) -> None:
+        speed, eta = trainer.speed_and_eta()
+        self.progress.step(event.loss, speed, eta)
+        if event.record is not None:
+            self.progress.log(self.line(trainer, event.record, eta))
+
+    def on_stop(self, trainer, result) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+    @staticmethod
+    def line(trainer, record: dict, eta: float | None) -> str:
+        """A metrics line as people read it: ``step 50/1000 | loss 2.1 | val 2.2 | lr ... | ...``."""
+        total = f"/{trainer.total_steps}" if trainer.total_steps else ""
+        parts = [f"step {record['step']}{total}"]
+        if record.get("train_loss") is not None:
+            parts.append(f"loss {record['train_loss']:.4f}")
+        if record.get("val_loss") is not None:
+            parts.append(f"val {record['val_loss']:.4f}")
+        parts += [f"lr {record['learning_rate']:.2e}", f"{record['characters_per_second']:,.0f} chars/s",
+                  f"{clock(record['elapsed'])} elapsed"]
+        if eta is not None:
+            parts.append(f"ETA {clock(eta)}")
+        return " | ".join(parts)

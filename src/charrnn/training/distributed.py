@@ -1,4 +1,4 @@
-"""Where a training process runs: its device, and its place among ``torchrun``'s processes.
+"""A training process's place among ``torchrun``'s processes.
 
 ``torchrun --nproc_per_node=N -m charrnn train ...`` starts N processes and tells each its
 ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` through the environment. Each joins one process
@@ -54,44 +54,6 @@ def detect_context(environ=None) -> DistributedContext:
     if not 0 <= rank < world_size:
         raise CharRNNError(f"bad torchrun environment: RANK={rank} with WORLD_SIZE={world_size}")
     return DistributedContext(rank, world_size, local_rank, local_world_size)
-
-
-def select_device(request: str, context: DistributedContext) -> torch.device:
-    """The device for ``request`` ('auto', 'cpu', 'cuda' or 'mps'); each local rank its own GPU.
-
-    'auto' picks CUDA, then MPS, then the CPU. Asking for a device that is not there is an
-    error naming it.
-    """
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if request == "auto":
-        request = "cuda" if cuda else "mps" if mps else "cpu"
-    if request == "cuda":
-        if not cuda:
-            raise CharRNNError("--device cuda: no CUDA device is available (try --device auto or cpu)")
-        if context.local_rank >= torch.cuda.device_count():
-            raise CharRNNError(f"local rank {context.local_rank} has no GPU: only "
-                               f"{torch.cuda.device_count()} CUDA device(s) on this machine")
-        torch.cuda.set_device(context.local_rank)
-        return torch.device("cuda", context.local_rank)
-    if request == "mps":
-        if not mps:
-            raise CharRNNError("--device mps: no Apple MPS device is available (try --device auto or cpu)")
-        if context.is_distributed:
-            raise CharRNNError("distributed training on MPS is not supported; use --device cpu")
-        return torch.device("mps")
-    if request == "cpu":
-        return torch.device("cpu")
-    raise CharRNNError(f"--device must be one of auto, cpu, cuda, mps, got {request!r}")
-
-
-def default_num_threads(context: DistributedContext) -> int:
-    """CPU threads per process: the usable cores shared among this machine's processes."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // context.local_world_size)
 
 
 def start(context: DistributedContext, device: torch.device) -> None:

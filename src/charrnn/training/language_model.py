@@ -1,0 +1,388 @@
+"""Training a character language model: truncated back-propagation through time over a corpus.
+
+:func:`train` is what ``charrnn train`` calls. It settles the settings, prepares the corpus
+inside the run directory (:class:`~charrnn.training.run_directory.RunDirectory`), and runs
+a :class:`~charrnn.training.loop.Trainer` on a :class:`LanguageModelTask`::
+
+    for each batch (B streams x T characters):
+        logits, state = model(x, carried_state)     # state carried from the previous batch
+        loss = cross_entropy(logits, y)             # nats per character
+
+The carried state is detached after each batch and reset at each epoch's start. A resumed run
+continues exactly: its checkpoint holds the weights, Adam's moments, the data position, the
+carried state and every random generator (:class:`RunCheckpointer`), so on a CPU an
+interrupted and resumed run computes the same numbers as one that was never interrupted.
+
+:func:`language_model_trainer` builds the same trainer on a prepared corpus without a run
+directory, to drive it step by step (:meth:`~charrnn.training.loop.Trainer.advance`).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from charrnn.batches import StreamBatches
+from charrnn.checkpoint import MODEL_FILE, load_state_tensors, save_checkpoint
+from charrnn.corpus import PreparedCorpus, find_text_files
+from charrnn.devices import default_num_threads, num_threads, select_device
+from charrnn.errors import CharRNNError, SettingError
+from charrnn.evaluation import evaluate
+from charrnn.files import CheckpointError, load_tensors, read_json
+from charrnn.model import CharLM, detach_state
+from charrnn.optim import make_optimizer
+from charrnn.training import distributed
+from charrnn.training.distributed import DistributedContext
+from charrnn.training.events import Callback, TrainResult
+from charrnn.training.loop import EXPLODING_FACTOR, FunctionCallback, Limits, Trainer
+from charrnn.training.reporting import MetricsCallback, ProgressCallback, clock
+from charrnn.training.run_directory import RunDirectory, clear_run, lock_run_directory, refuse_existing_run
+from charrnn.training.settings import DEFAULT_MAX_STEPS, TrainConfig, resolve_settings
+from charrnn.training.state import (load_optimizer_state, optimizer_state_to_tensors, random_state_tensors,
+                                    restore_random_state)
+from charrnn.unroll import flatten_state, rebuild_state
+
+OPTIMIZER_STEM, TRAINER_STEM = "optimizer", "trainer"
+
+
+class LanguageModelTask:
+    """Next-character prediction on a corpus's training ids, streams carried from batch to batch.
+
+    Parameters
+    ----------
+    train_ids, val_ids : 1-D integer arrays
+        The two splits (a memory map is fine).
+    settings : TrainConfig
+    context : DistributedContext
+        This process's streams are its rank's (see :class:`~charrnn.batches.StreamBatches`).
+    device : torch.device
+    """
+
+    def __init__(self, train_ids, val_ids, settings: TrainConfig, context: DistributedContext,
+                 device: torch.device):
+        self.settings, self.context, self.device = settings, context, device
+        self.batches = StreamBatches(train_ids, settings.batch_size, settings.sequence_length, context.rank,
+                                     context.world_size)
+        self.val_ids = val_ids
+        self.carried = None  # the recurrent state carried from batch to batch (None: zeros)
+        self.examples_per_step = settings.batch_size * settings.sequence_length * context.world_size
+
+    @property
+    def epoch(self) -> int:
+        """Completed passes over the training streams."""
+        return self.batches.epoch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches in one pass over the training streams."""
+        return self.batches.steps_per_epoch
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next ``(x, y)``, each ``(B, T)`` on the device; an epoch's first forgets the carried state."""
+        x, y, starts_epoch = self.batches.next_batch()
+        if starts_epoch:
+            self.carried = None  # the streams start over: forget their ends
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def loss(self, network: torch.nn.Module, batch) -> torch.Tensor:
+        """Mean cross-entropy (nats per character) of the batch, carrying the state on."""
+        x, y = batch
+        logits, state = network(x, self.carried)  # (B, T, V)
+        self.carried = detach_state(state)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def evaluate(self, model: torch.nn.Module) -> float:
+        """Validation loss (nats) on at most ``eval_characters`` characters; rank 0 computes it."""
+        loss = None
+        if self.context.is_main:
+            # The global batch as streams, so the figure does not depend on the number of processes.
+            loss = evaluate(model, self.val_ids, batch_size=self.settings.batch_size * self.context.world_size,
+                            sequence_length=self.settings.sequence_length, device=self.device,
+                            max_characters=self.settings.eval_characters or None).loss
+        return distributed.broadcast_json(loss, self.context, self.device)
+
+
+def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_dir: str | Path | None = None,
+                           context: DistributedContext | None = None, device: torch.device | None = None,
+                           callbacks: Iterable[Callback] = ()) -> Trainer:
+    """A :class:`~charrnn.training.loop.Trainer` of a new :class:`~charrnn.model.CharLM` on ``corpus``.
+
+    With ``run_dir``, it saves checkpoints there (:class:`RunCheckpointer`); without, it keeps
+    everything in memory, to be driven step by step. ``device`` defaults to
+    :func:`~charrnn.devices.select_device` of ``settings.device``.
+    """
+    context = context or DistributedContext()
+    device = device or select_device(settings.device, context.local_rank, context.is_distributed)
+    corpus.check_split(settings.val_fraction, settings.sequence_length)
+    train_ids, val_ids = corpus.split(settings.val_fraction)
+    task = LanguageModelTask(train_ids, val_ids, settings, context, device)
+    torch.manual_seed(settings.seed)
+    model = CharLM(settings.model_config(corpus.vocabulary.size)).to(device)
+    network = distributed.wrap_model(model, context, device)
+    torch.manual_seed(settings.seed + context.rank)  # each rank its own dropout masks
+    optimizer = make_optimizer("adam", model.parameters(), settings.learning_rate, settings.weight_decay, device)
+    limits = Limits(max_steps=settings.max_steps, epochs=settings.epochs, max_time=settings.max_time,
+                    eval_every=settings.eval_every, log_every=settings.log_every, default_steps=DEFAULT_MAX_STEPS)
+    checkpointer = None
+    if run_dir is not None:
+        checkpointer = RunCheckpointer(RunDirectory(run_dir), corpus.vocabulary, settings)
+    trainer = Trainer(model, task, optimizer, settings.schedule, limits, device, grad_clip=settings.grad_clip,
+                      amp=settings.amp, loss_limit=EXPLODING_FACTOR * max(math.log(corpus.vocabulary.size), 1.0),
+                      context=context, network=network, checkpointer=checkpointer, callbacks=callbacks,
+                      run_dir=None if run_dir is None else Path(run_dir))
+    trainer.vocabulary = corpus.vocabulary
+    trainer.notes.append(_describe(trainer, settings, len(task.batches.ids)))
+    return trainer
+
+
+def _describe(trainer: Trainer, settings: TrainConfig, characters: int) -> str:
+    """What is about to happen, in a line."""
+    config = trainer.model.config
+    parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
+    limits = [f"{trainer.total_steps} steps"] if trainer.total_steps else []
+    if settings.max_time:
+        limits.append(f"{clock(settings.max_time)}")
+    processes = f" x {trainer.context.world_size} processes" if trainer.context.is_distributed else ""
+    where = f"; run directory {trainer.run_dir}" if trainer.run_dir is not None else ""
+    return (f"training: {config.num_layers}x{config.hidden_size} {config.cell} ({parameters:,} parameters) on "
+            f"{characters:,} characters ({config.vocab_size} distinct), batch {settings.batch_size}{processes} x "
+            f"{settings.sequence_length}, {trainer.device}, until {' or '.join(limits)}{where}")
+
+
+class RunCheckpointer:
+    """Saves a language-model trainer's whole state into its run directory, and restores it.
+
+    ``checkpoints/<kind>`` gets the weights, ``optimizer.safetensors`` + the optimizer's JSON
+    in ``trainer.json``, and per rank the random generators and the carried state
+    (``trainer.safetensors``). Each piece is restored by its owner.
+    """
+
+    def __init__(self, run: RunDirectory, vocabulary, settings: TrainConfig):
+        self.run, self.vocabulary, self.settings = run, vocabulary, settings
+
+    def existing(self) -> tuple[Path | None, Path | None]:
+        """The whole ``(latest, best)`` checkpoints saved so far."""
+        if not self.run.checkpoints.exists():
+            return None, None
+        return self.run.existing_checkpoints()
+
+    @staticmethod
+    def _rank_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
+        tensors = random_state_tensors()
+        if trainer.task.carried is not None:
+            for index, leaf in enumerate(flatten_state(trainer.task.carried)):
+                tensors[f"carried.{index}"] = leaf.float()
+        return tensors
+
+    def save(self, trainer: Trainer, kinds: Sequence[str]) -> Path | None:
+        """Save the whole training state as ``checkpoints/<kind>`` for each kind (rank 0 writes;
+        every rank must call this, since each contributes its generators and carried state)."""
+        per_rank = distributed.gather_tensors(self._rank_tensors(trainer), trainer.context, trainer.device)
+        if not trainer.context.is_main:
+            return None
+        optimizer_tensors, optimizer_structure = optimizer_state_to_tensors(trainer.optimizer.state_dict())
+        trainer_tensors = {f"rank{rank}.{name}": tensor for rank, tensors in enumerate(per_rank)
+                           for name, tensor in tensors.items()}
+        state = {**trainer.state.state_dict(), "elapsed": trainer.elapsed(), "data": trainer.task.batches.state_dict(),
+                 "world_size": trainer.context.world_size, "carried": trainer.task.carried is not None,
+                 "optimizer": optimizer_structure,
+                 "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
+                 "schedule": {"total_steps": trainer.total_steps, "max_time": self.settings.max_time,
+                              "learning_rate": trainer.optimizer.param_groups[0]["lr"]}}
+        folder = None
+        for kind in kinds:
+            folder = save_checkpoint(self.run.checkpoint(kind), trainer.model, self.vocabulary, trainer.model.config,
+                                     extra_tensors={OPTIMIZER_STEM: optimizer_tensors, TRAINER_STEM: trainer_tensors},
+                                     extra_json={TRAINER_STEM: state}, training=self.settings.to_dict())
+        return folder
+
+    def restore(self, trainer: Trainer, folder: Path) -> None:
+        """Continue ``trainer`` from the checkpoint in ``folder``, as :meth:`save` left it."""
+        trainer_file = folder / f"{TRAINER_STEM}.json"
+        state = read_json(trainer_file)
+        task = trainer.task
+        trainer.model.load_state_dict(load_state_tensors(folder / MODEL_FILE, trainer.model.state_dict()))
+        optimizer_file = folder / f"{OPTIMIZER_STEM}.safetensors"
+        try:
+            if state.get("world_size") != trainer.context.world_size:
+                raise CharRNNError(f"the run was trained by {state.get('world_size')} process(es), now "
+                                   f"{trainer.context.world_size}; resume it with the same number")
+            load_optimizer_state(trainer.optimizer, load_tensors(optimizer_file), state["optimizer"], optimizer_file)
+            tensors = load_tensors(folder / f"{TRAINER_STEM}.safetensors")
+            prefix = f"rank{trainer.context.rank}."
+            mine = {name[len(prefix):]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+            restore_random_state(mine)
+            same_streams = all(state["data"].get(name) == getattr(self.settings, name)
+                               for name in ("batch_size", "sequence_length"))
+            if same_streams:
+                task.batches.load_state_dict(state["data"])
+            else:  # changed under --override: the streams are cut anew
+                task.batches.epoch = int(state["data"]["epoch"]) + 1
+                trainer.notes.append("the batch size or sequence length changed: the data streams start over at "
+                                     "the next epoch")
+            task.carried = None
+            if state["carried"] and same_streams:
+                template = trainer.model.zero_state(self.settings.batch_size, trainer.device)
+                count = len(flatten_state(template))
+                task.carried = rebuild_state(template, [mine[f"carried.{index}"] for index in range(count)])
+            if state.get("scaler") and trainer.scaler.is_enabled():
+                trainer.scaler.load_state_dict(state["scaler"])
+            trainer.state.load_state_dict(state)
+        except CheckpointError:
+            raise
+        except CharRNNError as error:
+            raise CharRNNError(f"--resume: {folder}: {error}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            raise CheckpointError(f"{trainer_file}: training state is damaged "
+                                  f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+        trainer.notes[0] = trainer.notes[0].replace("training:", f"resuming at step {trainer.step}:", 1)
+
+
+# -- the library entry point -------------------------------------------------------------------
+def default_run_dir(corpus_paths: Sequence[str | Path]) -> Path:
+    """Where a run goes when no folder is named: ``runs/<first corpus name>``."""
+    return Path("runs") / (Path(corpus_paths[0]).resolve().stem or "run")
+
+
+def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str | Path] = (),
+          out_dir: str | Path | None = None, resume: bool = False, override: bool = False,
+          progress: bool | None = None, callback: Callable[[Trainer], None] | None = None,
+          context: DistributedContext | None = None, *, config_file: str | Path | None = None,
+          preset: str | None = None, overwrite: bool = False,
+          callbacks: Iterable[Callback] = ()) -> TrainResult:
+    """Train a character language model on text files; what ``charrnn train`` does.
+
+    Parameters
+    ----------
+    config : TrainConfig, dict or None
+        A new run's settings (a :class:`TrainConfig`, or a dict of the settings to change from
+        the defaults, the preset and ``config_file``). When resuming: a dict of the settings to
+        change, or None.
+    corpus_paths : sequence of paths
+        Text files and folders. A resumed run trains on its own prepared copy; paths given
+        then must be the run's.
+    out_dir : path, optional
+        The run directory (default: ``runs/<first corpus name>``). A new run refuses one that
+        already holds a run unless ``overwrite``.
+    resume : bool
+        Continue the run in ``out_dir`` from its latest checkpoint.
+    override : bool
+        Let a resumed run change settings such as the learning rate (never the model's shape
+        or the data split).
+    progress : bool, optional
+        False silences the progress bar and log lines.
+    callback : callable, optional
+        ``callback(trainer)`` after every step.
+    context : DistributedContext, optional
+        Default: read from ``torchrun``'s environment variables.
+    config_file, preset : optional
+        A TOML file of settings, and a named preset (see :func:`~charrnn.training.settings.resolve_settings`).
+    overwrite : bool
+        Replace a run already in ``out_dir``.
+    callbacks : iterable of Callback
+        More subscribers to the trainer's events.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    CharRNNError
+        For bad settings or files (exit status 2) and failures at run time (1).
+    """
+    context = context or distributed.detect_context()
+    if out_dir is None:
+        if resume or not corpus_paths:
+            raise SettingError("--out is needed to name the run" if resume else
+                               "no corpus given: name at least one text file or folder to train on")
+        out_dir = default_run_dir(corpus_paths)
+    if overwrite and resume:
+        raise SettingError("--overwrite starts a new run; it cannot go with --resume")
+    run = RunDirectory(out_dir)
+    paths = [str(path.resolve()) for path in find_text_files(corpus_paths)] if corpus_paths else []
+    if not resume and not paths:
+        raise SettingError("no corpus given: name at least one text file or folder to train on")
+    if run.path.exists() and not run.path.is_dir():
+        raise SettingError(f"{run.path}: exists and is not a folder; choose another --out")
+    # A run that fails before its first step leaves the folder as it found it (a resumed run's
+    # folder, already there, is never touched).
+    clean_up = context.is_main and (not run.path.exists() or not resume)
+    undo = run.undo_of_new_entries() if clean_up else (lambda: None)
+    with lock_run_directory(run.path) if context.is_main else nullcontext():
+        try:
+            settings, saved_corpus = _settle(run, config, config_file, preset, paths, resume, override, overwrite)
+            device = select_device(settings.device, context.local_rank, context.is_distributed)
+            if settings.amp != "none" and device.type != "cuda":
+                raise SettingError(f"--amp {settings.amp} needs a CUDA device, and this run is on {device.type}; "
+                                   f"leave --amp out (or pass --amp none)")
+        except BaseException:
+            undo()
+            raise
+        with num_threads(settings.num_threads or default_num_threads(context.local_world_size)):
+            distributed.start(context, device)
+            try:
+                try:
+                    trainer = _start_trainer(run, settings, paths, saved_corpus, resume, overwrite, context, device,
+                                             progress,
+                                             [*callbacks, *([FunctionCallback(callback)] if callback else [])])
+                except BaseException:
+                    undo()
+                    raise
+                result = trainer.run()
+                distributed.barrier(context)  # leave together: a rank that exits early can abort gloo
+                return result
+            finally:
+                distributed.stop(context)
+
+
+def _settle(run: RunDirectory, config, config_file, preset, paths: list[str], resume: bool, override: bool,
+            overwrite: bool) -> tuple[TrainConfig, dict]:
+    """The settings of the run about to start, and the corpus record of the run resumed."""
+    if not resume:
+        settings = resolve_settings(config, config_file, preset, override=override)
+        refuse_existing_run(run.path, overwrite, resume_hint=True)
+        return settings, {"paths": paths}
+    saved, saved_corpus = run.read_settings()
+    settings = resolve_settings(config, config_file, preset, saved=saved, override=override,
+                                saved_source=str(run.config_file))
+    if paths and paths != saved_corpus.get("paths", paths):
+        raise SettingError(f"--resume: the corpus differs from the run's "
+                           f"({', '.join(saved_corpus.get('paths', []))}); leave CORPUS out to resume on "
+                           f"the run's own prepared copy")
+    return settings, saved_corpus
+
+
+def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], saved_corpus: dict, resume: bool,
+                   overwrite: bool, context: DistributedContext, device: torch.device, progress,
+                   callbacks: list) -> Trainer:
+    """Prepare (or reopen) the corpus, build the trainer, restore it when resuming."""
+    if context.is_main:
+        if overwrite:
+            clear_run(run.path)
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        corpus = (run.open_corpus(saved_corpus, settings.encoding) if resume else
+                  run.prepare_corpus(paths, settings.encoding))
+    distributed.barrier(context)  # the others open what rank 0 prepared
+    if not context.is_main:
+        corpus = PreparedCorpus.open(run.data)
+    reporters = []
+    if context.is_main:
+        reporters = [ProgressCallback(enabled=progress is not False), MetricsCallback(run.path)]
+    trainer = language_model_trainer(settings, corpus, run.path, context, device, [*reporters, *callbacks])
+    if resume:
+        latest, _ = trainer.checkpointer.existing()
+        if latest is not None:
+            trainer.checkpointer.restore(trainer, latest)
+        if context.is_main:
+            # Killed before its first checkpoint: start over; else drop the lines logged after it.
+            reporters[1].log.truncate_after(trainer.step)
+    if context.is_main:
+        run.write_settings(settings, corpus.vocabulary, {"paths": saved_corpus.get("paths", paths),
+                                                         "encoding": settings.encoding, "characters": len(corpus)})
+    return trainer

@@ -1,0 +1,45 @@
+"""The learning-rate schedule of every charrnn trainer: linear warm-up, then a decay to a floor.
+
+Examples
+--------
+>>> schedule = Schedule(learning_rate=1e-2, final_learning_rate=1e-3, warmup_steps=10)
+>>> round(schedule.rate(0, 0.0), 6), round(schedule.rate(9, 0.0), 6), round(schedule.rate(99, 1.0), 6)
+(0.001, 0.01, 0.001)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+DECAYS = ("cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Warm-up over ``warmup_steps``, then ``decay`` from ``learning_rate`` to ``final_learning_rate``.
+
+    ``decay`` is 'cosine', 'linear' or 'constant' (the peak throughout).
+    """
+
+    learning_rate: float
+    final_learning_rate: float
+    warmup_steps: int = 0
+    decay: str = "cosine"
+
+    def rate(self, step: int, progress: float) -> float:
+        """The rate of step ``step`` (0-based) when the run is ``progress`` (0..1) done.
+
+        Progress is the trainer's to measure: in steps, or in time for a run limited by time,
+        so that the decay reaches its floor at the run's end either way.
+        """
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        progress = min(max(progress, 0.0), 1.0)
+        top, bottom = self.learning_rate, self.final_learning_rate
+        if self.decay == "cosine":
+            rate = bottom + (top - bottom) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        elif self.decay == "linear":
+            rate = top + (bottom - top) * progress
+        else:
+            rate = top
+        return rate * warm
