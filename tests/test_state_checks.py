@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,17 @@ def test_forget_bias_is_read_at_run_time_in_any_dtype():
     assert changed.dtype == torch.float64
 
 
+def test_the_kept_fused_constant_made_in_inference_mode_still_trains():
+    cell = make_cell("lstm", 4, 3)
+    inputs = torch.randn(2, 5, 3)
+    with torch.inference_mode():
+        expected, _ = dynamic_rnn(cell, inputs)
+    outputs, _ = dynamic_rnn(cell, inputs)
+    outputs.sum().backward()  # an inference tensor among the kernel's weights could not be saved
+    torch.testing.assert_close(outputs.detach(), expected, rtol=0, atol=0)
+    assert cell.weight_hh.grad is not None
+
+
 # -- 4. torch.compile takes sequence lengths to the fused kernels -----------------------------------
 @pytest.mark.parametrize("kind", ["lstm", "rnn"])
 def test_compiled_fused_run_with_lengths_equals_eager(kind):
@@ -335,3 +347,22 @@ def test_importing_the_library_installs_no_warning_filter():
     """)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "[]"
+
+
+def test_cudnn_weight_warning_is_silenced_for_the_kernel_call_only():
+    from charrnn.fused import _call_kernel
+
+    class CudaLike:  # what _call_kernel reads of a CUDA tensor; no GPU needed
+        is_cuda = True
+
+    def kernel(inputs, value):
+        warnings.warn("RNN module weights are not part of single contiguous chunk of memory.")
+        warnings.warn("another warning")
+        return value
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _call_kernel(kernel, CudaLike(), 7) == 7
+        filters = list(warnings.filters)
+    assert [str(warning.message) for warning in caught] == ["another warning"]
+    assert filters[0][0] == "always"  # the caller's own filters are back as they were

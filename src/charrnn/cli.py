@@ -57,10 +57,22 @@ def _one_line_error(parser: argparse.ArgumentParser):
     return error
 
 
+def _deepest_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The parser of the subcommand ``args`` chose (``classify train``'s, say)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _deepest_parser(action.choices[chosen], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``charrnn`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would name the top parser; name the (sub)command they were given to
+        _deepest_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return int(args.run(args) or 0)
     except CharRNNError as error:

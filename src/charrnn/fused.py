@@ -55,9 +55,8 @@ def _to_kernel_state(state, is_stack: bool, is_lstm: bool):
     """Our state -> ``h0`` (or ``(h0, c0)``), each ``(L, B, N)``."""
     layer_states = state if is_stack else (state,)
     if is_lstm:
-        pairs = [tuple(layer_state) for layer_state in layer_states]  # (c, h), named or not
-        h0 = torch.stack([h for _, h in pairs])
-        c0 = torch.stack([c for c, _ in pairs])
+        h0 = torch.stack([h for _, h in layer_states])  # each (c, h), named or not
+        c0 = torch.stack([c for c, _ in layer_states])
         return h0, c0
     return torch.stack(list(layer_states))
 

@@ -17,6 +17,7 @@ from torch import nn
 from charrnn.cells import MultiRNNCell, make_cell
 from charrnn.layers import Dense
 from charrnn.losses import sequence_loss
+from charrnn.devices import num_threads
 from charrnn.optim import make_optimizer
 from charrnn.unroll import dynamic_rnn
 from charrnn.vocabulary import Vocabulary, one_hot
@@ -321,15 +322,10 @@ def run_lecture(names: list[str] | None = None, options: LectureOptions | None =
     if unknown:
         raise ValueError(f"unknown example {unknown[0]!r}; expected one of {', '.join(EXAMPLES)}")
     results = []
-    # The lecture's models are tiny: threads cost more than they give.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with num_threads(1):  # the lecture's models are tiny: threads cost more than they give
         for name in names:
             say(f"== {name} ==")
             result = EXAMPLES[name](options, say)
             say(f"verdict: {name}: {'PASS' if result.passed else 'FAIL'} - {result.verdict}")
             results.append(result)
-    finally:
-        torch.set_num_threads(threads)
     return results

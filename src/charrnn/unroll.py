@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch.nn import functional as F
 
@@ -49,67 +51,87 @@ def check_state(cell: RNNCell, state, batch: int, dtype: torch.dtype, device: to
     read memory by the sizes they are told, so a mismatch must be caught before them: it is a
     ``ValueError`` naming the part at fault.
     """
-    dtypes = (dtype,)
-    if torch.is_autocast_enabled(device.type):
-        dtypes += (torch.get_autocast_dtype(device.type),)
-    return _check_cell_state(cell, state, (), (batch, dtypes, device))
+    try:
+        return _check_cell_state(cell, state, (batch, dtype, device))
+    except _Mismatch as mismatch:
+        where = ": " + "'s ".join(reversed(mismatch.where)) if mismatch.where else ""
+        raise ValueError(f"initial_state{where} {mismatch.problem}") from None
 
 
-# The checks below run on every dynamic_rnn call with a state, so the messages' words are
-# only put together on the way to an error. ``where`` is the path to the part checked: layer
-# names, field names, and indices into plain tuples.
-def _check_cell_state(cell: RNNCell, state, where: tuple, expected):
+class _Mismatch(Exception):
+    """What is wrong with a part of a state; each level above adds its name to ``where``.
+
+    The checks run on every ``dynamic_rnn`` call with a state, so the path to a part is only
+    put together on the way to an error.
+    """
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem, self.where = problem, []
+
+
+def _check_cell_state(cell: RNNCell, state, expected):
     if not isinstance(cell, MultiRNNCell):
-        return _check_sized_state(cell.state_size, state, where, expected)
+        return _check_sized_state(cell.state_size, state, expected)
     cells = cell.cells
     if not isinstance(state, (tuple, list)) or len(state) != len(cells):
-        _refuse_structure(state, where, f"a tuple of {len(cells)} (one per layer)")
-    return tuple([_check_cell_state(layer_cell, layer_state, (*where, f"layer {layer}"), expected)
-                  for layer, (layer_cell, layer_state) in enumerate(zip(cells, state))])
+        raise _structure_mismatch(state, f"a tuple of {len(cells)} (one per layer)")
+    layer_states = []
+    for layer, (layer_cell, layer_state) in enumerate(zip(cells, state)):
+        try:
+            layer_states.append(_check_cell_state(layer_cell, layer_state, expected))
+        except _Mismatch as mismatch:
+            mismatch.where.append(f"layer {layer}")
+            raise
+    return tuple(layer_states)
 
 
-def _check_sized_state(size, state, where: tuple, expected):
+def _check_sized_state(size, state, expected):
     """Check ``state`` against a (nested) ``state_size``; a size of another kind is not checked."""
     if isinstance(size, int):
-        return _check_leaf(state, size, where, expected)
+        return _check_leaf(state, size, expected)
     if not isinstance(size, tuple):
         return state
     fields = getattr(size, "_fields", None)
     if not isinstance(state, (tuple, list)) or len(state) != len(size):
         pair = fields is not None and len(fields) == 2
-        _refuse_structure(state, where, f"a ({', '.join(fields)}) pair" if pair else f"a tuple of {len(size)}")
-    parts = [_check_sized_state(part_size, part, (*where, name), expected)
-             for part_size, part, name in zip(size, state, fields or range(len(size)))]
-    if type(state) is type(size):  # already the right structure: spare a rebuild
-        return state
+        raise _structure_mismatch(state, f"a ({', '.join(fields)}) pair" if pair else f"a tuple of {len(size)}")
+    parts = []
+    for index, (part_size, part) in enumerate(zip(size, state)):
+        try:
+            parts.append(_check_sized_state(part_size, part, expected))
+        except _Mismatch as mismatch:
+            mismatch.where.append(fields[index] if fields else f"entry {index}")
+            raise
+    if type(state) is type(size) and all(map(operator.is_, parts, state)):
+        return state  # already in shape: spare a rebuild
     return type(size)(*parts) if fields else tuple(parts)
 
 
-def _check_leaf(state, units: int, where: tuple, expected) -> torch.Tensor:
-    batch, dtypes, device = expected
+def _check_leaf(state, units: int, expected) -> torch.Tensor:
+    batch, dtype, device = expected
     if not isinstance(state, torch.Tensor):
-        raise ValueError(f"{_describe(where)} is a {type(state).__name__}, expected a tensor")
+        raise _Mismatch(f"is a {type(state).__name__}, expected a tensor")
     if state.shape != (batch, units):
-        raise ValueError(f"{_describe(where)} has shape {list(state.shape)}, expected [{batch}, {units}] "
-                         f"(batch {batch}, {units} units)")
-    if state.dtype not in dtypes:
-        raise ValueError(f"{_describe(where)} has dtype {state.dtype}, expected "
-                         f"{' or '.join(map(str, dtypes))} (the inputs')")
+        raise _Mismatch(f"has shape {list(state.shape)}, expected [{batch}, {units}] (batch {batch}, {units} units)")
+    if state.dtype != dtype and state.dtype != _autocast_dtype(device):
+        raise _Mismatch(f"has dtype {state.dtype}, expected {dtype} (the inputs')")
     if state.device != device:
-        raise ValueError(f"{_describe(where)} is on {state.device}, expected {device} (the inputs' device)")
+        raise _Mismatch(f"is on {state.device}, expected {device} (the inputs' device)")
     return state
 
 
-def _refuse_structure(state, where: tuple, expected: str):
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """Autocast's dtype where it is on for ``device``: the kernels return states in it."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
+
+
+def _structure_mismatch(state, expected: str) -> _Mismatch:
     if isinstance(state, (tuple, list)):
-        raise ValueError(f"{_describe(where)} holds {len(state)} entries, expected {expected}")
-    raise ValueError(f"{_describe(where)} is a {type(state).__name__}, expected {expected}")
-
-
-def _describe(where: tuple) -> str:
-    """``('layer 1', 'c')`` -> ``"initial_state: layer 1's c"``."""
-    names = [name if isinstance(name, str) else f"entry {name}" for name in where]
-    return "initial_state: " + "'s ".join(names) if names else "initial_state"
+        return _Mismatch(f"holds {len(state)} entries, expected {expected}")
+    return _Mismatch(f"is a {type(state).__name__}, expected {expected}")
 
 
 def _check_sequence_length(sequence_length, batch: int, steps: int, device) -> torch.Tensor:

@@ -88,7 +88,7 @@ def _train_and_evaluate(data, out: Path, cv, test_size, options, log, overwrite,
         trained_on = f"the hold-out's train side, {report.folds[0]['train_size']} texts"
     report.final_model_trained_on = trained_on
     if overwrite:
-        clear_run(out)
+        clear_run(out, keep_lock=False)  # the folder is swapped in whole below; no lock is held on it
     save_classifier(final, out)
     write_json(out / "evaluation.json", {**report.to_dict(), "model": final.model.config.to_dict(),
                                          "training": asdict(options)})

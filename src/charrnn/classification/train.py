@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from charrnn.checks import check_choice, check_integer
 from charrnn.classification.model import CharClassifier, ClassifierConfig, encode_texts, pad_batch
 from charrnn.classification.predict import TextClassifier
-from charrnn.devices import select_device
+from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError
 from charrnn.model import ModelSettings
 from charrnn.optim import make_optimizer
@@ -204,7 +204,8 @@ def train_classifier(texts, labels, classes=None, *, cell: str = "lstm", hidden_
     trainer = Trainer(model, task, optimizer, options.schedule, Limits(epochs=options.epochs), device,
                       grad_clip=options.grad_clip, amp=options.amp,
                       callbacks=[_EpochReport(options.epochs, classifier, log, on_epoch_end)])
-    trainer.advance(trainer.total_steps)
+    with num_threads(options.num_threads):
+        trainer.advance(trainer.total_steps)
     if trainer.stop_reason == "diverged":
         raise CharRNNError(f"training the classifier stopped at step {trainer.step + 1}: {trainer.stop_detail}",
                            exit_code=1)

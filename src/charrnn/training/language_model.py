@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from charrnn.batches import StreamBatches
 from charrnn.checkpoint import MODEL_FILE, load_state_tensors, save_checkpoint
 from charrnn.corpus import PreparedCorpus, find_text_files
-from charrnn.devices import default_num_threads, num_threads, select_device
+from charrnn.devices import check_amp, default_num_threads, num_threads, select_device
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.evaluation import evaluate
 from charrnn.files import CheckpointError, load_tensors, read_json
@@ -318,9 +318,7 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
         try:
             settings, saved_corpus = _settle(run, config, config_file, preset, paths, resume, override, overwrite)
             device = select_device(settings.device, context.local_rank, context.is_distributed)
-            if settings.amp != "none" and device.type != "cuda":
-                raise SettingError(f"--amp {settings.amp} needs a CUDA device, and this run is on {device.type}; "
-                                   f"leave --amp out (or pass --amp none)")
+            check_amp(settings.amp, device)
         except BaseException:
             undo()
             raise

@@ -46,6 +46,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from charrnn.devices import check_amp
 from charrnn.training import distributed
 from charrnn.training.distributed import DistributedContext
 from charrnn.training.events import (EXIT_CODES, Callback, CheckpointEvent, EvaluationEvent, StepEvent,
@@ -158,6 +159,7 @@ class Trainer:
         self.checkpointer = checkpointer
         self.callbacks = list(callbacks)
         self.run_dir = run_dir
+        check_amp(amp, device)
         self.amp_dtype = AMP_DTYPES.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
         self.state = TrainingState()

@@ -87,9 +87,12 @@ def refuse_existing_run(folder: Path, overwrite: bool, resume_hint: bool = False
                            f"--overwrite to replace it or choose another --out")
 
 
-def clear_run(folder: Path) -> None:
-    """Remove the files a run of either kind keeps in ``folder`` (nothing else: other files stay)."""
-    for name in set(RUN_ENTRIES + CLASSIFIER_ENTRIES) - {LOCK_FILE}:
+def clear_run(folder: Path, keep_lock: bool = True) -> None:
+    """Remove the files a run of either kind keeps in ``folder`` (nothing else: other files stay).
+
+    ``keep_lock`` keeps the lock file, which the process clearing the folder holds.
+    """
+    for name in set(RUN_ENTRIES + CLASSIFIER_ENTRIES) - ({LOCK_FILE} if keep_lock else set()):
         target = folder / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
