@@ -116,9 +116,9 @@ def test_sample_names_unknown_prime_characters(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--temperature", "0"], "temperature must be a number > 0, got 0.0"),
+    (["--temperature", "0"], "--temperature must be a number > 0, got 0.0"),
     (["--top-k", "0"], "sample: --top-k must be a positive integer, got 0"),
-    (["--top-p", "1.5"], r"top-p must be a number in (0, 1], got 1.5"),
+    (["--top-p", "1.5"], r"--top-p must be a number in (0, 1], got 1.5"),
     (["--length", "-3"], "sample: --length must be an integer >= 0, got -3"),
     (["--num-samples", "0"], "sample: --num-samples must be a positive integer, got 0"),
     (["--batch-size", "0"], "sample: --batch-size must be a positive integer, got 0"),

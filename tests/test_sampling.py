@@ -206,8 +206,8 @@ def test_characters_stream_one_at_a_time(random_model):
     ({"temperature": -1.0}, "temperature must be a number > 0, got -1.0"),
     ({"temperature": math.nan}, "temperature must be a number > 0, got nan"),
     ({"temperature": math.inf}, "temperature must be a number > 0, got inf"),
-    ({"top_k": 0}, "top-k must be an integer >= 1, got 0"),
-    ({"top_k": 2.5}, "top-k must be an integer >= 1, got 2.5"),
+    ({"top_k": 0}, "--top-k must be a positive integer, got 0"),
+    ({"top_k": 2.5}, "--top-k must be a positive integer, got 2.5"),
     ({"top_p": 0.0}, r"top-p must be a number in \(0, 1\], got 0.0"),
     ({"top_p": 1.5}, r"top-p must be a number in \(0, 1\], got 1.5"),
     ({"length": -1}, "length must be an integer >= 0, got -1"),
@@ -286,5 +286,5 @@ def test_bfloat16_stays_close_to_float32_and_leaves_the_model_alone(memorised):
 
 def test_a_bad_number_of_streams_is_refused(random_model):
     model, vocabulary = random_model
-    with pytest.raises(CharRNNError, match="num-samples must be an integer >= 1, got 0"):
+    with pytest.raises(CharRNNError, match="--num-samples must be a positive integer, got 0"):
         sample_streams(model, vocabulary, 0)

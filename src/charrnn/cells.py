@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from charrnn.checks import check_integer
+
 LSTMStateTuple = namedtuple("LSTMStateTuple", ["c", "h"])
 LSTMStateTuple.__doc__ = "The state of an LSTM cell: memory ``c`` and output ``h``, each ``(B, N)``."
 
@@ -72,9 +74,7 @@ class RNNCell(nn.Module):
 
     def __init__(self, num_units: int, input_size: int | None = None):
         super().__init__()
-        if int(num_units) < 1:
-            raise ValueError(f"num_units must be a positive integer, got {num_units!r}")
-        self.num_units = int(num_units)
+        self.num_units = check_integer("num_units", num_units, as_flag=False)
         self.input_size: int | None = None
         if input_size is not None:
             self.build(int(input_size))
@@ -118,8 +118,7 @@ class RNNCell(nn.Module):
                     f"got inputs of size {input_size}"
                 )
             return False
-        if int(input_size) < 1:
-            raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+        check_integer("input_size", input_size, as_flag=False)
         return True
 
     def build(self, input_size: int, dtype: torch.dtype | None = None, device=None) -> None:

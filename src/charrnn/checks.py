@@ -44,9 +44,9 @@ def flag(name: str) -> str:
     return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
-def _must_be(name: str, expected: str, value) -> SettingError:
+def _must_be(name: str, expected: str, value, as_flag: bool = True) -> SettingError:
     """``--name must be EXPECTED, got VALUE`` (without a name: ``must be ...``, for argparse)."""
-    return SettingError(f"{flag(name)} must be {expected}, got {value!r}".lstrip())
+    return SettingError(f"{flag(name) if as_flag else name} must be {expected}, got {value!r}".lstrip())
 
 
 def _is_integer(value) -> bool:
@@ -57,14 +57,17 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_integer(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
-    """``value`` as an ``int`` if it is an integer in ``[minimum, maximum]``, else a :class:`SettingError`."""
+def check_integer(name: str, value, minimum: int = 1, maximum: int | None = None, as_flag: bool = True) -> int:
+    """``value`` as an ``int`` if it is an integer in ``[minimum, maximum]``, else a :class:`SettingError`.
+
+    ``as_flag=False`` names a Python argument as it is (``num_units``), not as a flag.
+    """
     if not _is_integer(value) or value < minimum or (maximum is not None and value > maximum):
         if maximum is not None:
             expected = f"an integer in [{minimum}, {maximum}]"
         else:
             expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise _must_be(name, expected, value)
+        raise _must_be(name, expected, value, as_flag)
     return int(value)
 
 

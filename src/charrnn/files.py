@@ -182,6 +182,26 @@ def read_bytes(path: str | os.PathLike, expected: str = "a file", error: type[Ch
         raise error(f"{path}: cannot read ({reason.strerror})") from None
 
 
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to ``path`` and flush it (a log: a crash loses at most the line being written)."""
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise FileWriteError(path, error.strerror or str(error)) from None
+
+
+def make_folder(path: str | os.PathLike, what: str = "the folder") -> Path:
+    """Create ``path`` and its parents if needed; a failure is one line naming ``what`` could not be made."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CharRNNError(f"{path}: cannot write {what} ({error.strerror})") from None
+    return path
+
+
 def write_json(path: str | os.PathLike, value) -> Path:
     """Write ``value`` as indented UTF-8 JSON, atomically."""
     return atomic_write(path, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n")

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from charrnn.checks import check_integer
+
 
 class Dense(nn.Module):
     """``y = activation(x W + b)`` over the last dimension, in TensorFlow's layout.
@@ -23,9 +25,7 @@ class Dense(nn.Module):
     def __init__(self, num_outputs: int, input_size: int | None = None,
                  activation: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
-        if int(num_outputs) < 1:
-            raise ValueError(f"num_outputs must be a positive integer, got {num_outputs!r}")
-        self.num_outputs = int(num_outputs)
+        self.num_outputs = check_integer("num_outputs", num_outputs, as_flag=False)
         self.activation = activation
         self.input_size: int | None = None
         if input_size is not None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from typing import Iterator
 
 import numpy as np
@@ -35,6 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from charrnn.cells import MultiRNNCell
+from charrnn.checks import check_integer, check_number, check_optional
 from charrnn.errors import CharRNNError
 from charrnn.fused import from_step_state, inference_layers, step_layers, to_step_state
 from charrnn.unroll import map_state
@@ -148,17 +148,11 @@ class CharacterStepper:
 
 
 def _check_settings(length, temperature, top_k, top_p) -> None:
-    """Raise :class:`CharRNNError` naming the first sampling setting out of range."""
-    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
-        raise CharRNNError(f"length must be an integer >= 0, got {length!r}")
-    if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
-            or not math.isfinite(temperature) or temperature <= 0):
-        raise CharRNNError(f"temperature must be a number > 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
-        raise CharRNNError(f"top-k must be an integer >= 1, got {top_k!r}")
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, numbers.Real)
-                              or not 0.0 < top_p <= 1.0):
-        raise CharRNNError(f"top-p must be a number in (0, 1], got {top_p!r}")
+    """Raise :class:`~charrnn.errors.SettingError` naming the first sampling setting out of range."""
+    check_integer("length", length, minimum=0)
+    check_number("temperature", temperature, low=0, low_open=True)
+    check_optional(check_integer, "top_k", top_k)
+    check_optional(check_number, "top_p", top_p, low=0, high=1, low_open=True)
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -272,8 +266,7 @@ def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str =
     (5, 4)
     """
     _check_settings(length, temperature, top_k, top_p)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) or num_samples < 1:
-        raise CharRNNError(f"num-samples must be an integer >= 1, got {num_samples!r}")
+    check_integer("num_samples", num_samples)
     if model.embedding.num_embeddings != vocabulary.size:
         raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
                            f"{model.embedding.num_embeddings}")

@@ -19,7 +19,7 @@ from charrnn.classification.splits import StratifiedDuplicateKFold, StratifiedDu
 from charrnn.classification.train import TrainingOptions, train_classifier
 from charrnn.devices import select_device
 from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write, write_json
+from charrnn.files import atomic_write, make_folder, write_json
 from charrnn.training.run_directory import clear_run, refuse_existing_run
 
 
@@ -49,10 +49,7 @@ def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | 
     refuse_existing_run(out, overwrite)
     select_device(options.device)  # refuse a missing device before any training
     created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)  # fail now, not after an hour of training
-    except OSError as error:
-        raise CharRNNError(f"{out}: cannot create the output folder ({error.strerror})") from None
+    make_folder(out, "the output folder")  # fail now, not after an hour of training
     try:
         return _train_and_evaluate(data, out, cv, test_size, options, log, overwrite, model_settings)
     except BaseException:

@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from charrnn.errors import CharRNNError
-from charrnn.files import atomic_write
+from charrnn.files import append_text, atomic_write
 from charrnn.training.events import Callback
 
 #: A run directory's metrics log and loss curve.
@@ -30,11 +29,7 @@ class MetricsLog:
 
     def append(self, record: dict) -> None:
         """Add one line (flushed at once, so a crash loses at most the line being written)."""
-        try:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-        except OSError as error:
-            raise CharRNNError(f"{self.path}: cannot write ({error.strerror})", exit_code=1) from None
+        append_text(self.path, json.dumps(record) + "\n")
 
     def read(self) -> list[dict]:
         """Every whole line (a line cut short by a crash is skipped)."""

@@ -23,7 +23,7 @@ from charrnn.checkpoint import (BEST, CHECKPOINTS_FOLDER, CLASSIFIER, CONFIG_FIL
                                 check_kind, existing_checkpoint, run_kind)
 from charrnn.corpus import PreparedCorpus, prepare_corpus
 from charrnn.errors import CharRNNError, SettingError
-from charrnn.files import CheckpointError, read_json, write_json
+from charrnn.files import CheckpointError, make_folder, read_json, write_json
 from charrnn.training.reporting import METRICS_FILE, PLOT_FILE
 from charrnn.training.settings import TrainConfig
 from charrnn.vocabulary import Vocabulary
@@ -43,8 +43,8 @@ def lock_run_directory(run_dir: str | os.PathLike):
     ``kill -9``, so a crashed run never leaves the folder locked.
     """
     run_dir = Path(run_dir)
+    make_folder(run_dir, "the run folder")
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
     except OSError as error:
         raise CharRNNError(f"{run_dir}: cannot write the run folder ({error.strerror})") from None
