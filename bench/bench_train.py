@@ -44,7 +44,7 @@ from charrnn.checks import positive_int
 from charrnn.corpus import PreparedCorpus, prepare_corpus
 from charrnn.devices import num_threads
 from charrnn.evaluation import evaluate
-from charrnn.training import TrainConfig, build_config, language_model_trainer, train
+from charrnn.training import TrainConfig, language_model_trainer, resolve_settings, train
 from charrnn.training.settings import PRESETS
 
 SHAPES = [(256, 64), (256, 128), (512, 64), (512, 128)]  # (hidden_size, sequence_length)
@@ -149,7 +149,7 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
     overrides = {"max_time": max_time or seconds, "device": "cpu"}
     if threads:
         overrides["num_threads"] = threads  # train() sets the thread count itself
-    settings = build_config(preset=preset, overrides=overrides)
+    settings = resolve_settings(overrides, preset=preset)
     print(f"quality {name}: preset {preset!r}, {settings.max_time:.0f} s of training on {data} -> {out}", flush=True)
     result = train(settings, [data], out, progress=True)
     loaded = load_model(out)

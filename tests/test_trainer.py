@@ -15,7 +15,7 @@ from charrnn.errors import CharRNNError
 from charrnn.files import load_tensors
 from charrnn.training.reporting import MetricsLog
 from charrnn.training import train
-from charrnn.training.settings import PRESETS, TrainConfig, build_config, resolve_resume
+from charrnn.training.settings import PRESETS, TrainConfig, resolve_resume, resolve_settings
 
 TINY = dict(hidden_size=24, embedding_size=8, num_layers=2, sequence_length=16, batch_size=8,
             eval_every=5, log_every=1, eval_characters=0, num_threads=1, warmup_steps=3)
@@ -191,17 +191,17 @@ def test_settings_are_checked(changes, message):
 def test_settings_layers_and_toml(tmp_path):
     file = tmp_path / "settings.toml"
     file.write_text('preset = "cpu-15min"\nhidden-size = 128\nlearning_rate = 0.001\n')
-    config = build_config(config_file=file, overrides={"learning_rate": 0.002})
+    config = resolve_settings({"learning_rate": 0.002}, config_file=file)
     preset = PRESETS["cpu-15min"]
     assert (config.hidden_size, config.learning_rate, config.dropout, config.max_time) == (
         128, 0.002, preset["dropout"], preset["max_time"])
     file.write_text("hidden_size = -3\n")
     with pytest.raises(CharRNNError, match=r"settings.toml: --hidden-size must be a positive integer"):
-        build_config(config_file=file)
+        resolve_settings(config_file=file)
     file.write_text("hidden_size = [\n")
     with pytest.raises(CharRNNError, match="settings.toml: not valid TOML"):
-        build_config(config_file=file)
+        resolve_settings(config_file=file)
     with pytest.raises(CharRNNError, match="config file not found"):
-        build_config(config_file=tmp_path / "absent.toml")
+        resolve_settings(config_file=tmp_path / "absent.toml")
     saved = TrainConfig()
     assert resolve_resume(saved, {"max_steps": 9, "device": "cpu"}, False, "x").max_steps == 9

@@ -36,6 +36,8 @@ from charrnn.vocabulary import VOCABULARY_FILE, Vocabulary
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = VOCABULARY_FILE
+#: A classifier checkpoint's class names.
+LABELS_FILE = "labels.json"
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
 #: What a run directory's ``config.json`` says it is.
 RUN_FORMAT = "charrnn-run"
@@ -188,11 +190,6 @@ def read_checkpoint_config(folder: str | os.PathLike, model_class: type = CharLM
     return config, training
 
 
-def read_vocabulary(file: str | os.PathLike) -> Vocabulary:
-    """A :class:`Vocabulary` from a ``vocab.json`` file; damage is a :class:`CheckpointError`."""
-    return Vocabulary.load(file)
-
-
 def load_state_tensors(file: str | os.PathLike, expected: dict[str, torch.Tensor],
                        tensors: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Tensors from ``file`` checked name by name against ``expected`` (a model's state_dict).
@@ -266,7 +263,7 @@ def load_checkpoint(path: str | os.PathLike, model_class: type = CharLM, map_loc
     config, _ = read_checkpoint_config(folder, model_class)  # first: the kind of model is the first question
     if missing:
         raise CheckpointError(f"{folder}: checkpoint is missing {missing[0]}")
-    vocabulary = read_vocabulary(folder / VOCAB_FILE)
+    vocabulary = Vocabulary.load(folder / VOCAB_FILE)
     if vocabulary.size != config.vocab_size:
         raise CheckpointError(f"{folder / VOCAB_FILE}: holds {vocabulary.size} characters but "
                               f"{folder / CONFIG_FILE} says vocab_size={config.vocab_size}")

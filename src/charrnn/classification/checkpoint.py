@@ -9,12 +9,11 @@ from pathlib import Path
 
 import torch
 
-from charrnn.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
+from charrnn.checkpoint import CONFIG_FILE, LABELS_FILE, load_checkpoint, save_checkpoint
 from charrnn.classification.model import CharClassifier
 from charrnn.classification.predict import TextClassifier
 from charrnn.files import CheckpointError, read_json
 
-LABELS_FILE = "labels.json"
 
 
 def save_classifier(classifier: TextClassifier, folder: str | os.PathLike) -> Path:

@@ -15,12 +15,22 @@ from charrnn.classification.checkpoint import save_classifier
 from charrnn.classification.data import LabeledTexts
 from charrnn.classification.evaluate import EvaluationReport, evaluate_splits
 from charrnn.classification.metrics import format_confusion, save_confusion_png
-from charrnn.classification.splits import StratifiedDuplicateKFold, StratifiedDuplicateShuffleSplit
+from charrnn.classification.splits import (
+    StratifiedDuplicateKFold,
+    StratifiedDuplicateShuffleSplit,
+)
 from charrnn.classification.train import TrainingOptions, train_classifier
 from charrnn.devices import select_device
 from charrnn.errors import CharRNNError
 from charrnn.files import atomic_write, make_folder, write_json
-from charrnn.training.run_directory import clear_run, refuse_existing_run
+from charrnn.training.run_directory import (
+    CONFUSION_PLOT,
+    CONFUSION_TEXT,
+    EVALUATION_FILE,
+    REPORT_FILE,
+    clear_run,
+    refuse_existing_run,
+)
 
 
 def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | None = None,
@@ -87,10 +97,10 @@ def _train_and_evaluate(data, out: Path, cv, test_size, options, log, overwrite,
     if overwrite:
         clear_run(out, keep_lock=False)  # the folder is swapped in whole below; no lock is held on it
     save_classifier(final, out)
-    write_json(out / "evaluation.json", {**report.to_dict(), "model": final.model.config.to_dict(),
+    write_json(out / EVALUATION_FILE, {**report.to_dict(), "model": final.model.config.to_dict(),
                                          "training": asdict(options)})
-    atomic_write(out / "report.txt", report.format() + "\n")
-    atomic_write(out / "confusion.txt", format_confusion(report.summary["confusion"], data.classes) + "\n")
-    save_confusion_png(report.summary["confusion"], data.classes, out / "confusion.png",
+    atomic_write(out / REPORT_FILE, report.format() + "\n")
+    atomic_write(out / CONFUSION_TEXT, format_confusion(report.summary["confusion"], data.classes) + "\n")
+    save_confusion_png(report.summary["confusion"], data.classes, out / CONFUSION_PLOT,
                        title=f"Confusion matrix ({'%d-fold CV' % cv if cv else 'hold-out'})")
     return report

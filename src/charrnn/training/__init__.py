@@ -15,8 +15,8 @@ from charrnn.training.events import Callback, CheckpointEvent, EvaluationEvent, 
 from charrnn.training.language_model import LanguageModelTask, language_model_trainer, train
 from charrnn.training.loop import Limits, Trainer
 from charrnn.training.schedule import Schedule
-from charrnn.training.settings import OptimizationSettings, TrainConfig, build_config, resolve_settings
+from charrnn.training.settings import OptimizationSettings, TrainConfig, resolve_settings
 
 __all__ = ["Callback", "CheckpointEvent", "EvaluationEvent", "LanguageModelTask", "Limits", "OptimizationSettings",
-           "Schedule", "StepEvent", "TrainConfig", "TrainResult", "Trainer", "build_config",
+           "Schedule", "StepEvent", "TrainConfig", "TrainResult", "Trainer",
            "language_model_trainer", "resolve_settings", "train"]

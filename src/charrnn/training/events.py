@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from charrnn.training.loop import Trainer
 
 EXIT_CODES = {"max_steps": 0, "epochs": 0, "max_time": 0, "interrupted": 130, "terminated": 143,
               "diverged": 1}
@@ -96,17 +92,17 @@ class TrainResult:
 class Callback:
     """A subscriber to a trainer's events: override the methods wanted (each does nothing here)."""
 
-    def on_start(self, trainer: "Trainer") -> None:
+    def on_start(self, trainer) -> None:
         """Before the first step of :meth:`Trainer.run` or :meth:`Trainer.advance`."""
 
-    def on_step(self, trainer: "Trainer", event: StepEvent) -> None:
+    def on_step(self, trainer, event: StepEvent) -> None:
         """After each step (and its evaluation, if any; before its checkpoint)."""
 
-    def on_evaluation(self, trainer: "Trainer", event: EvaluationEvent) -> None:
+    def on_evaluation(self, trainer, event: EvaluationEvent) -> None:
         """After each validation."""
 
-    def on_checkpoint(self, trainer: "Trainer", event: CheckpointEvent) -> None:
+    def on_checkpoint(self, trainer, event: CheckpointEvent) -> None:
         """After each checkpoint is saved."""
 
-    def on_stop(self, trainer: "Trainer", result: TrainResult) -> None:
+    def on_stop(self, trainer, result: TrainResult) -> None:
         """Once, when the run ends (:meth:`Trainer.finish`)."""

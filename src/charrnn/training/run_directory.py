@@ -19,8 +19,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from charrnn.checkpoint import (BEST, CHECKPOINTS_FOLDER, CLASSIFIER, CONFIG_FILE, LANGUAGE_MODEL, LATEST, RUN_FORMAT, VOCAB_FILE,
-                                check_kind, existing_checkpoint, run_kind)
+from charrnn.checkpoint import (
+    BEST,
+    CHECKPOINTS_FOLDER,
+    CLASSIFIER,
+    CONFIG_FILE,
+    LABELS_FILE,
+    LANGUAGE_MODEL,
+    LATEST,
+    MODEL_FILE,
+    RUN_FORMAT,
+    VOCAB_FILE,
+    check_kind,
+    existing_checkpoint,
+    run_kind,
+)
 from charrnn.corpus import PreparedCorpus, prepare_corpus
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.files import CheckpointError, make_folder, read_json, write_json
@@ -70,9 +83,11 @@ def lock_run_directory(run_dir: str | os.PathLike):
         handle.close()  # closing releases the lock
 
 
-#: What a classifier run keeps in its folder (see charrnn.classification.experiment).
-CLASSIFIER_ENTRIES = ("model.safetensors", "labels.json", "evaluation.json", "report.txt", "confusion.txt",
-                      "confusion.png")
+#: A classifier run's reports (charrnn.classification.experiment writes them beside its checkpoint).
+EVALUATION_FILE, REPORT_FILE, CONFUSION_TEXT, CONFUSION_PLOT = ("evaluation.json", "report.txt", "confusion.txt",
+                                                                "confusion.png")
+#: What a classifier run keeps in its folder: its checkpoint and its reports.
+CLASSIFIER_ENTRIES = (MODEL_FILE, LABELS_FILE, EVALUATION_FILE, REPORT_FILE, CONFUSION_TEXT, CONFUSION_PLOT)
 _KINDS = {LANGUAGE_MODEL: "a language model", CLASSIFIER: "a classifier"}
 
 

@@ -242,10 +242,3 @@ def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str |
     if preset not in PRESETS:
         raise SettingError(f"--preset: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     return TrainConfig.from_dict({**PRESETS[preset], **requested})
-
-
-def build_config(preset: str | None = None, config_file: str | os.PathLike | None = None,
-                 overrides: dict | None = None) -> TrainConfig:
-    """A new run's settings: defaults, then ``preset``, then ``config_file`` (TOML), then ``overrides``."""
-    return resolve_settings(overrides, config_file, preset)
-
