@@ -69,8 +69,8 @@ def select_device(request: str | torch.device = DEFAULT_DEVICE, local_rank: int 
 def check_amp(amp: str, device: torch.device) -> None:
     """Refuse mixed precision (``'bf16'``, ``'fp16'``) off CUDA, where autocast is not what it is on a GPU."""
     if amp != "none" and device.type != "cuda":
-        raise SettingError(f"--amp {amp} needs a CUDA device, and this run is on {device.type}; leave --amp out "
-                           f"(or pass --amp none)")
+        raise SettingError(f"--amp {amp} needs a CUDA device, and this run is on {device.type}; pass --amp none "
+                           f"(a new run may leave --amp out)")
 
 
 def default_num_threads(local_world_size: int = 1) -> int:
