@@ -135,13 +135,11 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
                       amp=settings.amp, loss_limit=EXPLODING_FACTOR * max(math.log(corpus.vocabulary.size), 1.0),
                       context=context, network=network, checkpointer=checkpointer, callbacks=callbacks,
                       run_dir=None if run_dir is None else Path(run_dir))
-    trainer.vocabulary = corpus.vocabulary
-    trainer.notes.append(_describe(trainer, settings, len(task.batches.ids)))
     return trainer
 
 
 def _describe(trainer: Trainer, settings: TrainConfig, characters: int) -> str:
-    """What is about to happen, in a line."""
+    """What is about to happen, in a line (said first by the progress subscriber)."""
     config = trainer.model.config
     parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
     limits = [f"{trainer.total_steps} steps"] if trainer.total_steps else []
@@ -149,7 +147,8 @@ def _describe(trainer: Trainer, settings: TrainConfig, characters: int) -> str:
         limits.append(f"{clock(settings.max_time)}")
     processes = f" x {trainer.context.world_size} processes" if trainer.context.is_distributed else ""
     where = f"; run directory {trainer.run_dir}" if trainer.run_dir is not None else ""
-    return (f"training: {config.num_layers}x{config.hidden_size} {config.cell} ({parameters:,} parameters) on "
+    start = f"resuming at step {trainer.step}" if trainer.step else "training"
+    return (f"{start}: {config.num_layers}x{config.hidden_size} {config.cell} ({parameters:,} parameters) on "
             f"{characters:,} characters ({config.vocab_size} distinct), batch {settings.batch_size}{processes} x "
             f"{settings.sequence_length}, {trainer.device}, until {' or '.join(limits)}{where}")
 
@@ -240,7 +239,6 @@ class RunCheckpointer:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
             raise CheckpointError(f"{trainer_file}: training state is damaged "
                                   f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
-        trainer.notes[0] = trainer.notes[0].replace("training:", f"resuming at step {trainer.step}:", 1)
 
 
 # -- the library entry point -------------------------------------------------------------------
@@ -380,6 +378,7 @@ def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], s
         if context.is_main:
             # Killed before its first checkpoint: start over; else drop the lines logged after it.
             reporters[1].log.truncate_after(trainer.step)
+    trainer.notes.insert(0, _describe(trainer, settings, len(trainer.task.batches.ids)))
     if context.is_main:
         run.write_settings(settings, corpus.vocabulary, {"paths": saved_corpus.get("paths", paths),
                                                          "encoding": settings.encoding, "characters": len(corpus)})

@@ -145,6 +145,8 @@ class Trainer:
         ``save(trainer, kinds) -> folder``, called at each evaluation, on a signal's stop,
         and ``existing() -> (latest, best)`` for the result.
     callbacks : iterable of Callback
+    run_dir : Path, optional
+        The run's folder, named in the result's message.
     """
 
     def __init__(self, model: torch.nn.Module, task, optimizer: torch.optim.Optimizer, schedule: Schedule,
