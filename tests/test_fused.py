@@ -5,6 +5,7 @@ import torch
 
 from charrnn import BasicRNNCell, MultiRNNCell, dynamic_rnn, make_cell
 from charrnn.fused import fused_layers
+from charrnn.unroll import flatten_state
 
 FUSED_KINDS = ["rnn", "lstm", "gru-reset-after"]
 
@@ -38,7 +39,7 @@ def test_fused_equals_step_loop(kind, layers, lengths, with_state):
         cell.zero_grad()
         x.grad = None
         outputs, final = dynamic_rnn(cell, x, sequence_length=lengths, initial_state=state, fused=fused)
-        leaves = torch.utils._pytree.tree_leaves(final)
+        leaves = flatten_state(final)
         (outputs.sum() + sum(leaf.pow(2).sum() for leaf in leaves)).backward()
         grads = [p.grad.clone() for p in cell.parameters()] + [x.grad.clone()]
         results.append((outputs.detach(), [leaf.detach() for leaf in leaves], grads))
@@ -49,8 +50,8 @@ def test_fused_equals_step_loop(kind, layers, lengths, with_state):
     if lengths is not None:
         assert torch.all(out_f[2] == 0)  # length 0: no output ...
         initial = state if state is not None else cell.zero_state(4)
-        for leaf, start in zip(torch.utils._pytree.tree_leaves(results[0][1]),
-                               torch.utils._pytree.tree_leaves(initial)):
+        for leaf, start in zip(flatten_state(results[0][1]),
+                               flatten_state(initial)):
             torch.testing.assert_close(leaf[2], start[2])  # ... and the initial state back
 
 
@@ -70,7 +71,7 @@ def test_mixed_stack_runs_layer_by_layer_with_the_same_numbers():
     fast, fast_state = dynamic_rnn(stack, x, sequence_length=[5, 2, 0])
     slow, slow_state = dynamic_rnn(stack, x, sequence_length=[5, 2, 0], fused=False)
     torch.testing.assert_close(fast, slow)
-    for a, b in zip(torch.utils._pytree.tree_leaves(fast_state), torch.utils._pytree.tree_leaves(slow_state)):
+    for a, b in zip(flatten_state(fast_state), flatten_state(slow_state)):
         torch.testing.assert_close(a, b)
 
 

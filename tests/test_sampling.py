@@ -12,8 +12,15 @@ from torch.nn import functional as F
 
 from charrnn.errors import CharRNNError
 from charrnn.model import CharLM, CharLMConfig
-from charrnn.sampling import (CharacterStepper, filter_logits, make_generator, sample, sample_streams,
-                               sample_text)
+from charrnn.sampling import (
+    CharacterStepper,
+    filter_logits,
+    make_generator,
+    sample,
+    sample_streams,
+    sample_text,
+)
+from charrnn.unroll import flatten_state
 from charrnn.vocabulary import UnknownCharacterError, Vocabulary
 
 MEMORISED = "the cat sat on a mat; a bat ate the hat.\n"
@@ -23,13 +30,6 @@ def _model(vocab_size: int, cell: str = "lstm", hidden_size: int = 16, num_layer
     torch.manual_seed(seed)
     return CharLM(CharLMConfig(vocab_size=vocab_size, cell=cell, hidden_size=hidden_size,
                                embedding_size=6, num_layers=num_layers)).eval()
-
-
-def _leaves(state) -> list[torch.Tensor]:
-    """The tensors of a state structure (tensor, tuple of layers, LSTMStateTuple), in order."""
-    if isinstance(state, torch.Tensor):
-        return [state]
-    return [leaf for part in state for leaf in _leaves(part)]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_stepping_equals_a_full_forward(cell):
     stepper = CharacterStepper(model, batch_size=2)
     logits = torch.stack([stepper.step(ids[:, t]) for t in range(ids.shape[1])], dim=1)  # (B, T, V)
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(_leaves(stepper.state), _leaves(expected_state), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(flatten_state(stepper.state), flatten_state(expected_state), atol=1e-5, rtol=1e-5)
 
 
 def test_stepping_keeps_the_lstm_forget_bias():
@@ -241,7 +241,7 @@ def test_streams_continue_the_shared_prime_as_one_stream_would(random_model):
     alone = CharacterStepper(model)
     expected = alone.feed(prime.view(1, -1))
     torch.testing.assert_close(logits, expected)
-    for leaf, expected_leaf in zip(_leaves(shared.state), _leaves(alone.state)):
+    for leaf, expected_leaf in zip(flatten_state(shared.state), flatten_state(alone.state)):
         assert leaf.shape[0] == 3
         torch.testing.assert_close(leaf, expected_leaf.expand_as(leaf))
     # Each stream then goes its own way, exactly as it would alone.

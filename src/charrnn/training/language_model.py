@@ -20,7 +20,7 @@ directory, to drive it step by step (:meth:`~charrnn.training.loop.Trainer.advan
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -96,6 +96,35 @@ class LanguageModelTask:
         self.carried = detach_state(state)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
 
+    def state_dict(self) -> dict:
+        """Where the streams stand (the same on every rank), for a checkpoint's ``trainer.json``."""
+        return {"data": self.batches.state_dict(), "carried": self.carried is not None}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """This rank's carried state, as named tensors."""
+        if self.carried is None:
+            return {}
+        return {f"carried.{index}": leaf.float() for index, leaf in enumerate(flatten_state(self.carried))}
+
+    def load_state_dict(self, state: dict, tensors: dict[str, torch.Tensor], model: CharLM, notes: list[str]) -> None:
+        """Continue from :meth:`state_dict` and :meth:`state_tensors`' output.
+
+        When the batch size or the sequence length changed (``--override``), the streams are
+        cut anew from the next epoch, and a line in ``notes`` says so.
+        """
+        same_streams = all(state["data"].get(name) == getattr(self.settings, name)
+                           for name in ("batch_size", "sequence_length"))
+        self.carried = None
+        if not same_streams:
+            self.batches.epoch = int(state["data"]["epoch"]) + 1
+            notes.append("the batch size or sequence length changed: the data streams start over at the next epoch")
+            return
+        self.batches.load_state_dict(state["data"])
+        if state["carried"]:
+            template = model.zero_state(self.settings.batch_size, self.device)
+            count = len(flatten_state(template))
+            self.carried = rebuild_state(template, [tensors[f"carried.{index}"] for index in range(count)])
+
     def evaluate(self, model: torch.nn.Module) -> float:
         """Validation loss (nats) on at most ``eval_characters`` characters; rank 0 computes it."""
         loss = None
@@ -170,26 +199,18 @@ class RunCheckpointer:
             return None, None
         return self.run.existing_checkpoints()
 
-    @staticmethod
-    def _rank_tensors(trainer: Trainer) -> dict[str, torch.Tensor]:
-        tensors = random_state_tensors()
-        if trainer.task.carried is not None:
-            for index, leaf in enumerate(flatten_state(trainer.task.carried)):
-                tensors[f"carried.{index}"] = leaf.float()
-        return tensors
-
     def save(self, trainer: Trainer, kinds: Sequence[str]) -> Path | None:
         """Save the whole training state as ``checkpoints/<kind>`` for each kind (rank 0 writes;
         every rank must call this, since each contributes its generators and carried state)."""
-        per_rank = distributed.gather_tensors(self._rank_tensors(trainer), trainer.context, trainer.device)
+        mine = {**random_state_tensors(), **trainer.task.state_tensors()}
+        per_rank = distributed.gather_tensors(mine, trainer.context, trainer.device)
         if not trainer.context.is_main:
             return None
         optimizer_tensors, optimizer_structure = optimizer_state_to_tensors(trainer.optimizer.state_dict())
         trainer_tensors = {f"rank{rank}.{name}": tensor for rank, tensors in enumerate(per_rank)
                            for name, tensor in tensors.items()}
-        state = {**trainer.state.state_dict(), "elapsed": trainer.elapsed(), "data": trainer.task.batches.state_dict(),
-                 "world_size": trainer.context.world_size, "carried": trainer.task.carried is not None,
-                 "optimizer": optimizer_structure,
+        state = {**trainer.state.state_dict(), "elapsed": trainer.elapsed(), **trainer.task.state_dict(),
+                 "world_size": trainer.context.world_size, "optimizer": optimizer_structure,
                  "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
                  "schedule": {"total_steps": trainer.total_steps, "max_time": self.settings.max_time,
                               "learning_rate": trainer.optimizer.param_groups[0]["lr"]}}
@@ -201,44 +222,40 @@ class RunCheckpointer:
         return folder
 
     def restore(self, trainer: Trainer, folder: Path) -> None:
-        """Continue ``trainer`` from the checkpoint in ``folder``, as :meth:`save` left it."""
+        """Continue ``trainer`` from the checkpoint in ``folder``, as :meth:`save` left it: each
+        piece (weights, optimizer, generators, the task's data position and carried state, the
+        scaler, the counters) restored by its owner."""
         trainer_file = folder / f"{TRAINER_STEM}.json"
         state = read_json(trainer_file)
-        task = trainer.task
         trainer.model.load_state_dict(load_state_tensors(folder / MODEL_FILE, trainer.model.state_dict()))
         optimizer_file = folder / f"{OPTIMIZER_STEM}.safetensors"
-        try:
+        with _damage_named(folder, trainer_file):
             if state.get("world_size") != trainer.context.world_size:
                 raise CharRNNError(f"the run was trained by {state.get('world_size')} process(es), now "
                                    f"{trainer.context.world_size}; resume it with the same number")
             load_optimizer_state(trainer.optimizer, load_tensors(optimizer_file), state["optimizer"], optimizer_file)
-            tensors = load_tensors(folder / f"{TRAINER_STEM}.safetensors")
             prefix = f"rank{trainer.context.rank}."
-            mine = {name[len(prefix):]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+            mine = {name[len(prefix):]: tensor for name, tensor in
+                    load_tensors(folder / f"{TRAINER_STEM}.safetensors").items() if name.startswith(prefix)}
             restore_random_state(mine)
-            same_streams = all(state["data"].get(name) == getattr(self.settings, name)
-                               for name in ("batch_size", "sequence_length"))
-            if same_streams:
-                task.batches.load_state_dict(state["data"])
-            else:  # changed under --override: the streams are cut anew
-                task.batches.epoch = int(state["data"]["epoch"]) + 1
-                trainer.notes.append("the batch size or sequence length changed: the data streams start over at "
-                                     "the next epoch")
-            task.carried = None
-            if state["carried"] and same_streams:
-                template = trainer.model.zero_state(self.settings.batch_size, trainer.device)
-                count = len(flatten_state(template))
-                task.carried = rebuild_state(template, [mine[f"carried.{index}"] for index in range(count)])
+            trainer.task.load_state_dict(state, mine, trainer.model, trainer.notes)
             if state.get("scaler") and trainer.scaler.is_enabled():
                 trainer.scaler.load_state_dict(state["scaler"])
             trainer.state.load_state_dict(state)
-        except CheckpointError:
-            raise
-        except CharRNNError as error:
-            raise CharRNNError(f"--resume: {folder}: {error}") from None
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
-            raise CheckpointError(f"{trainer_file}: training state is damaged "
-                                  f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+
+
+@contextmanager
+def _damage_named(folder: Path, trainer_file: Path):
+    """A restore's failures as one line: a refusal names the checkpoint, damage the file."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except CharRNNError as error:
+        raise CharRNNError(f"--resume: {folder}: {error}") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        raise CheckpointError(f"{trainer_file}: training state is damaged "
+                              f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
 
 
 # -- the library entry point -------------------------------------------------------------------
