@@ -6,7 +6,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from charrnn.classification.train import CLASSIFIER_SHAPE as _SHAPE
 from charrnn.classification.train import TrainingOptions, train_classifier
+
+_OPTIONS = TrainingOptions()  # the defaults, declared once there
 
 
 class CharRNNClassifier(ClassifierMixin, BaseEstimator):
@@ -28,11 +31,13 @@ class CharRNNClassifier(ClassifierMixin, BaseEstimator):
     2
     """
 
-    def __init__(self, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
-                 embedding_size: int = 32, dropout: float = 0.0, epochs: int = 10, batch_size: int = 64,
-                 learning_rate: float = 3e-3, decay: str = "cosine", weight_decay: float = 0.0,
-                 grad_clip: float = 1.0, class_weight: str | None = None,
-                 balanced_sampler: bool = False, random_state: int = 0, device: str = "auto"):
+    def __init__(self, cell: str = _SHAPE.cell, hidden_size: int = _SHAPE.hidden_size,
+                 num_layers: int = _SHAPE.num_layers, embedding_size: int = _SHAPE.embedding_size,
+                 dropout: float = _SHAPE.dropout, epochs: int = _OPTIONS.epochs, batch_size: int = _OPTIONS.batch_size,
+                 learning_rate: float = _OPTIONS.learning_rate, decay: str = _OPTIONS.decay,
+                 weight_decay: float = _OPTIONS.weight_decay, grad_clip: float = _OPTIONS.grad_clip,
+                 class_weight: str | None = _OPTIONS.class_weight, balanced_sampler: bool = _OPTIONS.balanced_sampler,
+                 random_state: int = _OPTIONS.seed, device: str = _OPTIONS.device):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers

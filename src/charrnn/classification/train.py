@@ -29,6 +29,8 @@ from charrnn.training.settings import OptimizationSettings
 from charrnn.vocabulary import Vocabulary
 
 CLASS_WEIGHTS = (None, "balanced")
+#: The classifier's default shape: short texts want a smaller network than a corpus does.
+CLASSIFIER_SHAPE = ModelSettings(hidden_size=128, num_layers=1, embedding_size=32)
 
 
 @dataclass(kw_only=True)
@@ -160,9 +162,10 @@ class _EpochReport(Callback):
         self.started, self.total, self.batches = time.perf_counter(), 0.0, 0
 
 
-def train_classifier(texts, labels, classes=None, *, cell: str = "lstm", hidden_size: int = 128,
-                     num_layers: int = 1, embedding_size: int = 32, dropout: float = 0.0,
-                     forget_bias: float = ModelSettings.forget_bias, options: TrainingOptions | None = None,
+def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAPE.cell,
+                     hidden_size: int = CLASSIFIER_SHAPE.hidden_size, num_layers: int = CLASSIFIER_SHAPE.num_layers,
+                     embedding_size: int = CLASSIFIER_SHAPE.embedding_size, dropout: float = CLASSIFIER_SHAPE.dropout,
+                     forget_bias: float = CLASSIFIER_SHAPE.forget_bias, options: TrainingOptions | None = None,
                      log: Callable[[str], None] | None = None,
                      on_epoch_end: Callable[[int, TextClassifier], None] | None = None) -> TextClassifier:
     """Train a classifier of ``texts`` into ``labels`` and return it ready to predict.
@@ -175,7 +178,7 @@ def train_classifier(texts, labels, classes=None, *, cell: str = "lstm", hidden_
     classes : sequence, optional
         All class names in id order; the sorted distinct labels when omitted.
     cell, hidden_size, num_layers, embedding_size, dropout, forget_bias :
-        The model's shape (:class:`~charrnn.model.ModelSettings`).
+        The model's shape (:class:`~charrnn.model.ModelSettings`; defaults :data:`CLASSIFIER_SHAPE`).
     options : TrainingOptions, optional
     log : callable, optional
         Receives one line per epoch (mean loss, time).

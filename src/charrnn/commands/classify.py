@@ -19,6 +19,7 @@ from charrnn.files import read_bytes
 
 def add_parser(subparsers) -> None:
     """Register ``charrnn classify`` with its ``train`` and ``predict`` subcommands."""
+    from charrnn.classification.train import CLASSIFIER_SHAPE as shape
     from charrnn.classification.train import TrainingOptions
     from charrnn.training.schedule import DECAYS
 
@@ -51,14 +52,16 @@ def add_parser(subparsers) -> None:
                        help="balanced: weight each class's loss by n / (classes · class size) (default: none)")
     train.add_argument("--balanced-sampler", action="store_true",
                        help="draw training batches with every class equally likely")
-    train.add_argument("--cell", choices=sorted(CELL_TYPES), default="lstm",
-                       help="cell type (default: lstm; gru-reset-after is the fast GRU)")
-    train.add_argument("--hidden-size", type=positive_int, default=128, metavar="N", help="units per layer (default: 128)")
-    train.add_argument("--num-layers", type=positive_int, default=1, metavar="N", help="stacked layers (default: 1)")
-    train.add_argument("--embedding-size", type=positive_int, default=32, metavar="N",
-                       help="character embedding size (default: 32)")
-    train.add_argument("--dropout", type=number_in(0.0, 1.0, high_open=True), default=0.0,
-                       help="dropout between layers and before the output (default: 0)")
+    train.add_argument("--cell", choices=sorted(CELL_TYPES), default=shape.cell,
+                       help=f"cell type (default: {shape.cell}; gru-reset-after is the fast GRU)")
+    train.add_argument("--hidden-size", type=positive_int, default=shape.hidden_size, metavar="N",
+                       help=f"units per layer (default: {shape.hidden_size})")
+    train.add_argument("--num-layers", type=positive_int, default=shape.num_layers, metavar="N",
+                       help=f"stacked layers (default: {shape.num_layers})")
+    train.add_argument("--embedding-size", type=positive_int, default=shape.embedding_size, metavar="N",
+                       help=f"character embedding size (default: {shape.embedding_size})")
+    train.add_argument("--dropout", type=number_in(0.0, 1.0, high_open=True), default=shape.dropout,
+                       help=f"dropout between layers and before the output (default: {shape.dropout:g})")
     train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                        help=f"passes over the training texts (default: {defaults.epochs})")
     train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, metavar="N",
