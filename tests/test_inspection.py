@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from charrnn.corpus import prepare_corpus
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.evaluation import evaluate
-from charrnn.files import CheckpointError
+from charrnn.files import CheckpointError, save_tensors
 from charrnn.inspection import (
     FEATURES,
     MAX_CHARACTERS,
@@ -200,6 +200,9 @@ def test_a_recording_survives_a_save_and_a_load(tmp_path):
     for name in ("ids", "top_ids", "top_probabilities", "surprise"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(recording, name))
     (tmp_path / "other.safetensors").write_bytes(b"not a recording")
+    with pytest.raises(CheckpointError, match="other.safetensors: not a valid safetensors file"):
+        Recording.load(tmp_path / "other.safetensors")
+    save_tensors(tmp_path / "other.safetensors", {"x": torch.zeros(2)})  # safetensors, but no recording
     with pytest.raises(CheckpointError, match="not a charrnn recording"):
         Recording.load(tmp_path / "other.safetensors")
 

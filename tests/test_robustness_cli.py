@@ -208,7 +208,7 @@ SAMPLE_CASES = {
     "top-p above 1": Case(_sample("--top-p", "1.5"), 2, r"top-p must be a number in \(0, 1\], got 1\.5"),
     "prime with unknown characters": Case(_sample("--prime", "the fox\u20ac"), 2,
                                           r"'\u20ac'.*offset 7.*--skip-unknown"),
-    "missing checkpoint": Case(lambda f: ["sample", f / "no-run"], 2, r".*no-run: no such checkpoint or run directory"),
+    "missing checkpoint": Case(lambda f: ["sample", f / "no-run"], 2, r".*no-run: no such checkpoint, run directory or pretrained model \(pretrained: shakespeare"),
     "checkpoint missing vocab.json": Case(_damage(lambda c: (c / "vocab.json").unlink()), 2,
                                           r".*best: checkpoint is missing vocab\.json"),
     "checkpoint missing model.safetensors": Case(_damage(lambda c: (c / "model.safetensors").unlink()), 2,

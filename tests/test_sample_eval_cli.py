@@ -132,7 +132,8 @@ def test_sample_refuses_bad_values_in_one_line(run_dir, capsys, flags, message):
 
 def test_sample_names_a_missing_checkpoint(tmp_path, capsys):
     code, _, err = _run(capsys, "sample", tmp_path / "nowhere")
-    assert code == 2 and err == f"charrnn: error: {tmp_path / 'nowhere'}: no such checkpoint or run directory\n"
+    assert code == 2 and err == (f"charrnn: error: {tmp_path / 'nowhere'}: no such checkpoint, run directory or "
+                                f"pretrained model (pretrained: shakespeare; `charrnn models` lists them)\n")
 
 
 # -- eval ------------------------------------------------------------------------------------------

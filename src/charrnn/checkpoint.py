@@ -31,6 +31,7 @@ import torch
 from charrnn.errors import CharRNNError
 from charrnn.files import CheckpointError, load_tensors, previous_copy, read_json, save_tensors, write_folder, write_json
 from charrnn.model import CharLM, CharLMConfig
+from charrnn.pretrained import PRETRAINED, pretrained_path
 from charrnn.vocabulary import VOCABULARY_FILE, Vocabulary
 
 MODEL_FILE = "model.safetensors"
@@ -134,11 +135,17 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
     A checkpoint folder is itself; a run directory gives its best checkpoint (by validation
     loss), or its latest one when there is no best yet; a ``model.safetensors`` file gives its
-    folder. Anything else is a :class:`CheckpointError` saying what was expected.
+    folder; the name of a model shipped with charrnn (:mod:`charrnn.pretrained`), when no file
+    of that name exists, gives its folder. Anything else is a :class:`CheckpointError` saying
+    what was expected.
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint or run directory")
+        shipped = pretrained_path(str(path))
+        if shipped is None:
+            raise CheckpointError(f"{path}: no such checkpoint, run directory or pretrained model "
+                                  f"(pretrained: {', '.join(sorted(PRETRAINED))}; `charrnn models` lists them)")
+        path = shipped
     if path.is_file():
         if path.name == MODEL_FILE:
             return path.parent

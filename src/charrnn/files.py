@@ -225,11 +225,20 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     return atomic_write(path, save_safetensors_bytes(cpu, metadata=metadata))
 
 
-def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a safetensors file onto the CPU; anything else is a :class:`CheckpointError`."""
+def load_tensors(path: str | os.PathLike, with_metadata: bool = False):
+    """Read a safetensors file onto the CPU; anything else is a :class:`CheckpointError`.
+
+    With ``with_metadata``, returns ``(tensors, metadata)``: the header's ``__metadata__``
+    strings (``{}`` when it has none).
+    """
     data = read_bytes(path, "a safetensors file", CheckpointError, missing="file not found")
     try:
-        return load_safetensors_bytes(data)
+        tensors = load_safetensors_bytes(data)
+        if not with_metadata:
+            return tensors
+        # The header is 8 bytes of its length, then JSON; safetensors checked it just now.
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        return tensors, dict(header.get("__metadata__") or {})
     except (SafetensorError, ValueError, RuntimeError, OverflowError, UnicodeDecodeError) as error:
         kind = "a pickle file, refused without unpickling" if data[:1] == b"\x80" or data[:2] == b"PK" else "not a valid safetensors file"
         raise CheckpointError(f"{path}: {kind} ({str(error).splitlines()[0][:200]})") from None

@@ -42,14 +42,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
 from scipy.stats import rankdata  # SciPy comes with scikit-learn, a dependency
 from torch.nn import functional as F
 
@@ -63,7 +60,7 @@ from charrnn.cells import (
 )
 from charrnn.checks import check_integer, check_number
 from charrnn.errors import CharRNNError, SettingError
-from charrnn.files import CheckpointError, read_bytes, save_tensors
+from charrnn.files import CheckpointError, load_tensors, save_tensors
 from charrnn.vocabulary import UnknownCharacterError
 
 #: The longest text :func:`record` takes by default. A recording keeps ``T x layers x kinds x N``
@@ -161,21 +158,18 @@ class Recording:
     @classmethod
     def load(cls, path) -> Recording:
         """Read a file written by :meth:`save`; anything else is a :class:`~charrnn.files.CheckpointError`."""
-        data = read_bytes(path, "a recording", CheckpointError, missing="file not found")
+        tensors, metadata = load_tensors(path, with_metadata=True)
         try:
-            (header_size,) = struct.unpack("<Q", data[:8])
-            metadata = json.loads(data[8:8 + header_size])["__metadata__"]
-            if metadata["format"] != "charrnn-recording":
+            if metadata.get("format") != "charrnn-recording":
                 raise ValueError("not a charrnn recording")
             text, characters, cell_types, kinds = (json.loads(metadata[key])
                                                    for key in ("text", "characters", "cell_types", "kinds"))
-            tensors = {name: tensor.numpy() for name, tensor in load_safetensors_bytes(data).items()}
+            tensors = {name: tensor.numpy() for name, tensor in tensors.items()}
             layers = [{kind: tensors[f"layers.{layer}.{kind}"] for kind in layer_kinds}
                       for layer, layer_kinds in enumerate(kinds)]
             return cls(text, characters, tensors["ids"], cell_types, layers, tensors["top_ids"],
                        tensors["top_probabilities"], tensors["surprise"])
-        except (struct.error, SafetensorError, ValueError, KeyError, TypeError, RuntimeError,
-                UnicodeDecodeError) as error:
+        except (ValueError, KeyError, TypeError, RuntimeError) as error:
             raise CheckpointError(f"{path}: not a charrnn recording ({str(error)[:200]})") from None
 
 
