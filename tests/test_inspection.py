@@ -366,7 +366,7 @@ def test_score_and_best_unit_settings_are_checked():
         score_units(recording, {"bad": lambda text: np.zeros(2)})
     scores = score_units(recording)
     with pytest.raises(SettingError, match="feature must be one of"):
-        best_units(scores, "indentation")
+        best_units(scores, "no_such_feature")
     with pytest.raises(SettingError, match="--top must be a positive integer, got 0"):
         best_units(scores, "in_quotes", top=0)
 

@@ -380,6 +380,35 @@ def word_position(text: str) -> np.ndarray:
     return _since_last(~_flags(text, lambda char: char.isalnum() or char == "_"))
 
 
+#: How many columns a tab adds to :func:`indentation` (a space adds 1).
+TAB_WIDTH = 4
+
+
+def indentation(text: str) -> np.ndarray:
+    """The current line's leading whitespace width, as read so far ``(T,)``: a space adds 1, a tab 4.
+
+    Only spaces and tabs at the start of a line count, and the width grows as they are read:
+    on the line's ``k``-th leading space the value is ``k`` (it cannot know yet whether more
+    follow); from the line's first other character to its end it stays at the whole width.
+    A newline is 0 (a new line begins with none read yet, as :func:`line_position` is 0 there).
+    A line of only spaces and tabs grows to its width, and its newline is 0.
+
+    >>> indentation("a\\n  b(\\n\\tc\\n").tolist()
+    [0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 0.0, 4.0, 4.0, 0.0]
+    """
+    values = np.zeros(len(text))
+    width, leading = 0, True
+    for position, char in enumerate(text):
+        if char == "\n":
+            width, leading = 0, True
+        elif leading and char in " \t":
+            width += 1 if char == " " else TAB_WIDTH
+        else:
+            leading = False
+        values[position] = width
+    return values
+
+
 def line_start(text: str) -> np.ndarray:
     """1 on the first character of each line ``(T,)`` (the text's first, and each one after a newline)."""
     flags = np.zeros(len(text))
@@ -428,6 +457,7 @@ FEATURES: dict[str, Callable[[str], np.ndarray]] = {
     "line_position": line_position,
     "word_position": word_position,
     "line_start": line_start,
+    "indentation": indentation,
     "whitespace": _per_character(str.isspace, "1 on whitespace (spaces, tabs, newlines)."),
     "upper_case": _per_character(str.isupper, "1 on an upper-case letter."),
     "digit": _per_character(str.isdigit, "1 on a digit."),
