@@ -6,6 +6,10 @@ from charrnn.checks import positive_int
 from charrnn.devices import DEFAULT_DEVICE, DEVICES
 
 
+#: What a CHECKPOINT argument may name.
+CHECKPOINT_HELP = "a run directory, a checkpoint folder, or a pretrained model's name (charrnn models lists them)"
+
+
 def add_machine_arguments(parser, threads_default: str = "PyTorch's, the cores") -> None:
     """``--device`` and ``--threads``, the same in every command that runs a model."""
     parser.add_argument("--device", default=DEFAULT_DEVICE,

@@ -13,7 +13,7 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.checks import positive_int
-from charrnn.commands import add_machine_arguments
+from charrnn.commands import CHECKPOINT_HELP, add_machine_arguments
 from charrnn.corpus import read_text
 from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
                     "the mean cross-entropy of predicting each character from the ones before it, "
                     "in nats and in bits per character. The text is cut into --batch-size streams, "
                     "each read from the start with its state carried to its end.")
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     parser.add_argument("file", metavar="FILE", help="the text file to evaluate on")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="B",
                         help="parallel streams (default: 32; 1 gives every character the whole text before it)")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from charrnn.checkpoint import load_model
-from charrnn.commands import add_machine_arguments
+from charrnn.commands import CHECKPOINT_HELP, add_machine_arguments
 from charrnn.corpus import read_text
 from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError, SettingError
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
                     "into --out: inspect.html (the text coloured by any unit or by surprise, the top-5 "
                     "guesses for each next character, the units that track each feature), units.png, "
                     "saturation.png (gated cells), units.json and recording.safetensors.")
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     texts = parser.add_mutually_exclusive_group(required=True)
     texts.add_argument("--text", metavar="TEXT", help="the text to inspect")
     texts.add_argument("--file", metavar="FILE", help="read the text to inspect from a file")

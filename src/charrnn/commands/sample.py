@@ -14,7 +14,7 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.checks import non_negative_int, positive_int
-from charrnn.commands import add_machine_arguments
+from charrnn.commands import CHECKPOINT_HELP, add_machine_arguments
 from charrnn.corpus import read_text
 from charrnn.devices import num_threads, select_device
 from charrnn.sampling import make_generator, sample_streams
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
         "sample", help="generate text from a trained model",
         description="Generate text from a checkpoint (or a run directory: its best checkpoint), "
                     "streaming it as it is made. The prime is printed first, then its continuation.")
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a run directory or a checkpoint folder")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     primes = parser.add_mutually_exclusive_group()
     primes.add_argument("--prime", default="", metavar="TEXT", help="text to start from (default: none)")
     primes.add_argument("--prime-file", metavar="FILE", help="read the prime from a text file")
