@@ -255,3 +255,20 @@ def test_check_split_names_the_short_split(tmp_path):
     prepared.check_split(0.0, 99)
     with pytest.raises(CharRNNError, match="sequence-length must be a positive integer"):
         prepared.check_split(0.1, 0)
+
+
+def test_a_byte_order_mark_is_not_a_character(tmp_path):
+    """Editors put U+FEFF first in UTF-8 files; it must not enter the vocabulary, a prime or an eval."""
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_bytes("\ufeffhello\n".encode("utf-8"))
+    (tmp_path / "texts" / "b.txt").write_bytes("world \ufeff inside\n".encode("utf-8"))  # not at the start: text
+    corpus = prepare_corpus([tmp_path / "texts"], tmp_path / "prepared")
+    assert corpus.vocabulary.decode(corpus.ids[:6]) == "hello\n"
+    assert len(corpus) == len("hello\n") + len("world \ufeff inside\n")
+    (tmp_path / "prime.txt").write_bytes("\ufeffROMEO:".encode("utf-8"))
+    assert read_text(tmp_path / "prime.txt") == "ROMEO:"
+    (tmp_path / "utf16.txt").write_bytes("\ufeffhi".encode("utf-16"))  # the codec's own mark, and one more
+    assert read_text(tmp_path / "utf16.txt", "utf-16") == "hi"
+    (tmp_path / "only.txt").write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(CharRNNError, match="the file is empty"):
+        read_text(tmp_path / "only.txt")

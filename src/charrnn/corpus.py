@@ -47,6 +47,10 @@ from charrnn.vocabulary import VOCABULARY_FILE, UnknownCharacterError, Vocabular
 #: chunk) stays near 20 MB whatever the corpus size.
 CHUNK_BYTES = 1 << 20
 
+#: U+FEFF at the start of a file says how it is encoded (spreadsheets and Windows editors put it
+#: there); it is not a character of the text, so reading drops it, as the classifier's data does.
+BYTE_ORDER_MARK = "\ufeff"
+
 #: One more than the largest Unicode code point: the size of the code point lookup tables.
 CODE_POINT_LIMIT = 0x110000
 
@@ -150,7 +154,8 @@ def _codec_error(path, encoding: str, error: UnicodeError) -> CharRNNError:
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """Read a whole (small) text file, such as a prime or a file to evaluate.
 
-    The bytes are decoded as they are: line endings are not translated.
+    The bytes are decoded as they are (line endings are not translated), but for a leading
+    byte-order mark, which is dropped.
 
     Raises
     ------
@@ -167,6 +172,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
         raise _decoding_error(path, encoding, error, error.start) from None
     except UnicodeError as error:
         raise _codec_error(path, encoding, error) from None
+    text = text.removeprefix(BYTE_ORDER_MARK)
     if not text:
         raise CharRNNError(f"{path}: the file is empty")
     return text
@@ -175,10 +181,11 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
 def _iter_text_chunks(path: Path, encoding: str) -> Iterator[str]:
     """The text of ``path`` as consecutive ``str`` chunks of about :data:`CHUNK_BYTES` bytes.
 
-    An incremental decoder carries a character cut by a chunk boundary into the next chunk.
+    An incremental decoder carries a character cut by a chunk boundary into the next chunk. A
+    byte-order mark at the start of the file is not text: it is dropped (:data:`BYTE_ORDER_MARK`).
     """
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    bytes_fed = 0
+    bytes_fed, started = 0, False
     with open(path, "rb") as handle:
         while True:
             block = handle.read(CHUNK_BYTES)
@@ -192,6 +199,8 @@ def _iter_text_chunks(path: Path, encoding: str) -> Iterator[str]:
             except UnicodeError as error:  # e.g. utf-16 without a byte-order mark: no offset to name
                 raise _codec_error(path, encoding, error) from None
             bytes_fed += len(block)
+            if text and not started:
+                text, started = text.removeprefix(BYTE_ORDER_MARK), True
             if text:
                 yield text
             if final:
