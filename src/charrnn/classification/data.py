@@ -108,18 +108,41 @@ def load_folder(folder: str | os.PathLike) -> LabeledTexts:
     return _check_classes(LabeledTexts(texts, labels, [path.stem for path in files]), folder)
 
 
+class _NumberedLines:
+    """A text's lines for the csv module, noting the line each row starts on (blank lines skipped)."""
+
+    def __init__(self, text: str):
+        self.lines = io.StringIO(text, newline="")
+        self.count, self.row_start = 0, None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.count += 1
+        if self.row_start is None and line.strip("\r\n"):
+            self.row_start = self.count
+        return line
+
+
 def load_table(path: str | os.PathLike, text_column: str = "text", label_column: str = "label",
                delimiter: str | None = None) -> LabeledTexts:
     """Read a CSV or TSV file with a header row naming ``text_column`` and ``label_column``.
 
-    The delimiter is a tab for ``.tsv``/``.tab`` files and a comma otherwise, unless given.
-    Rows whose text is blank are skipped; a row without a label is an error.
+    The delimiter is a tab for ``.tsv``/``.tab`` files and a comma otherwise, unless given. A
+    tab-separated file is not quoted (a text may begin with ``"``), as TSV is written; a
+    comma-separated one follows CSV's quoting, where a quoted field may span lines. Rows whose
+    text is blank are skipped; a row without a label is an error naming the line where the row
+    began.
     """
     path = Path(path)
     if delimiter is None:
         delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     # newline="" lets the csv module see quoted fields that span lines.
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
+    lines = _NumberedLines(_read_text(path))
+    reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
     columns = reader.fieldnames or []
     missing = [name for name in (text_column, label_column) if name not in columns]
     if missing:
@@ -128,14 +151,17 @@ def load_table(path: str | os.PathLike, text_column: str = "text", label_column:
                            "(choose with --text-column / --label-column)")
     texts, labels = [], []
     try:
+        lines.row_start = None
         for row in reader:
+            begun, lines.row_start = lines.row_start, None
+            where = f"line {begun}" + (f" (a quoted field runs from there to line {reader.line_num}: is a quote "
+                                       f"left open?)" if reader.line_num > begun else "")
             text = (row[text_column] or "").strip()
             label = (row[label_column] or "").strip()
             if not text:
                 continue
             if not label:
-                raise CharRNNError(f"{path}: line {reader.line_num}: empty {label_column!r} "
-                                   f"for text {text[:40]!r}")
+                raise CharRNNError(f"{path}: {where}: empty {label_column!r} for text {text[:40]!r}")
             texts.append(text)
             labels.append(label)
     except csv.Error as error:
