@@ -6,7 +6,8 @@ A prepared corpus is a folder holding three files:
   nothing in between, as raw ``uint8`` / ``uint16`` / ``uint32`` (the smallest that fits the
   vocabulary);
 - ``vocab.json``: the :class:`~charrnn.vocabulary.Vocabulary` (:meth:`Vocabulary.to_json`);
-- ``corpus.json``: ``{"dtype", "length", "files": [{"path", "size", "mtime_ns"}], "encoding"}``,
+- ``corpus.json``: ``{"dtype", "length", "files": [{"path", "size", "mtime_ns"}], "encoding",
+  "characters_per_file"}``,
   written last, so its presence means the other two are complete.
 
 The files are streamed in chunks and never held whole as one Python ``str``, so memory stays
@@ -31,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import codecs
+import fnmatch
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -80,8 +82,30 @@ def _walk_folder(folder: Path) -> list[Path]:
     return sorted(found, key=lambda path: path.relative_to(folder).parts)
 
 
-def find_text_files(paths: Sequence[str | os.PathLike],
-                    exclude: Sequence[str | os.PathLike] = ()) -> list[Path]:
+#: Bytes of a file's start looked at to tell text from binary data.
+SNIFF_BYTES = 8192
+
+
+def binary_offset(path: Path, encoding: str = "utf-8") -> int | None:
+    """The offset of a NUL byte in the first :data:`SNIFF_BYTES` of ``path`` when ``encoding``
+    writes text without them (UTF-8, Latin-1, ...: a NUL means an image, an archive, a model),
+    else None. Encodings of 2- or 4-byte units (UTF-16, UTF-32) put NULs in any text: not sniffed."""
+    if len("a".encode(encoding)) != 1:
+        return None
+    with open(path, "rb") as handle:
+        offset = handle.read(SNIFF_BYTES).find(b"\x00")
+    return None if offset < 0 else offset
+
+
+def _matches(relative: Path, patterns: Sequence[str]) -> bool:
+    """Whether a walked file's path relative to its folder, or its name, matches a glob."""
+    return any(fnmatch.fnmatch(relative.as_posix(), pattern) or fnmatch.fnmatch(relative.name, pattern)
+               for pattern in patterns)
+
+
+def find_text_files(paths: Sequence[str | os.PathLike], exclude: Sequence[str | os.PathLike] = (),
+                    include_patterns: Sequence[str] = (), exclude_patterns: Sequence[str] = (),
+                    encoding: str = "utf-8", skipped: list[Path] | None = None) -> list[Path]:
     """The files a list of corpus paths names, in a fixed order.
 
     Parameters
@@ -93,6 +117,14 @@ def find_text_files(paths: Sequence[str | os.PathLike],
     exclude : sequence of folders, optional
         Files inside these are left out of walked folders (e.g. a run directory kept inside
         the corpus folder, so its checkpoints are not read as text).
+    include_patterns, exclude_patterns : sequences of globs, optional
+        A walked file is taken only if its path relative to the folder (or its name) matches an
+        include pattern, when there are any, and no exclude pattern (``--include '*.txt'``).
+    encoding : str
+        A walked file holding binary data (see :func:`binary_offset`) is skipped; a binary
+        file named directly is an error.
+    skipped : list, optional
+        Receives the walked files skipped as binary, to say so.
 
     Returns
     -------
@@ -101,24 +133,38 @@ def find_text_files(paths: Sequence[str | os.PathLike],
     Raises
     ------
     CharRNNError
-        For a path that does not exist, is neither a file nor a folder, or a folder with no
-        files, or when no path is given.
+        For a path that does not exist, is neither a file nor a folder, is binary, or a folder
+        with no files left, or when no path is given.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
         raise CharRNNError("no corpus files given: name at least one text file or folder")
+    _check_encoding(encoding)
     excluded = [Path(folder).resolve() for folder in exclude]
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             found = [file for file in _walk_folder(path)
-                     if not any(folder in file.resolve().parents for folder in excluded)]
+                     if not any(folder in file.resolve().parents for folder in excluded)
+                     and (not include_patterns or _matches(file.relative_to(path), include_patterns))
+                     and not _matches(file.relative_to(path), exclude_patterns)]
+            binary = [file for file in found if binary_offset(file, encoding) is not None]
+            if skipped is not None:
+                skipped.extend(binary)
+            found = [file for file in found if file not in binary]
             if not found:
-                skipped = "hidden files and folders" + (", and the output folder," if excluded else "")
-                raise CharRNNError(f"{path}: the folder holds no files ({skipped} are skipped)")
+                reasons = ["hidden files and folders"] + (["the output folder"] if excluded else []) + \
+                          (["files the --include / --exclude patterns leave out"]
+                           if include_patterns or exclude_patterns else []) + \
+                          ([f"{len(binary)} binary file(s)"] if binary else [])
+                raise CharRNNError(f"{path}: the folder holds no files ({', '.join(reasons)} are skipped)")
             files.extend(found)
         elif path.is_file():
+            offset = binary_offset(path, encoding)
+            if offset is not None:
+                raise CharRNNError(f"{path}: is binary data (a NUL byte at byte offset {offset}), not {encoding} "
+                                   f"text")
             files.append(path)
         elif path.exists():
             raise CharRNNError(f"{path}: not a regular file or folder")
@@ -230,8 +276,8 @@ def _file_records(files: list[Path]) -> list[dict]:
     return records
 
 
-def _scan(files: list[Path], encoding: str, vocabulary: Vocabulary | None) -> tuple[np.ndarray, int]:
-    """Pass 1: which code points occur, and how many characters there are.
+def _scan(files: list[Path], encoding: str, vocabulary: Vocabulary | None) -> tuple[np.ndarray, list[int]]:
+    """Pass 1: which code points occur, and how many characters each file holds.
 
     With a given ``vocabulary``, every character outside it is reported (the first
     :data:`_MAX_LISTED_UNKNOWN` by name, file and character offset).
@@ -242,7 +288,7 @@ def _scan(files: list[Path], encoding: str, vocabulary: Vocabulary | None) -> tu
         known = np.zeros(CODE_POINT_LIMIT, dtype=bool)
         known[[ord(char) for char in vocabulary.characters]] = True
     unknown: dict[int, str] = {}  # code point -> where it first occurs
-    length = 0
+    lengths = []
     for path in files:
         file_offset = 0
         for text in _iter_text_chunks(path, encoding):
@@ -256,7 +302,7 @@ def _scan(files: list[Path], encoding: str, vocabulary: Vocabulary | None) -> tu
                         unknown[int(code)] = (f"{chr(code)!r} (U+{code:04X}) in {path} "
                                               f"at character offset {position}")
             file_offset += len(text)
-        length += file_offset
+        lengths.append(file_offset)
     if known is not None:
         missing = int(np.count_nonzero(seen & ~known))
         if missing:
@@ -265,7 +311,7 @@ def _scan(files: list[Path], encoding: str, vocabulary: Vocabulary | None) -> tu
                 f"{missing} character(s) of the corpus are not in the vocabulary: "
                 + "; ".join(unknown.values()) + more
             )
-    return seen, length
+    return seen, lengths
 
 
 def _encode_files(files: list[Path], encoding: str, vocabulary: Vocabulary, dtype: np.dtype,
@@ -338,13 +384,14 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise CharRNNError(f"{out_dir}: exists and is not a folder")
-    files = find_text_files(paths, exclude=[out_dir])
+    files = find_text_files(paths, exclude=[out_dir], encoding=encoding)
     records = _file_records(files)
     reused = _reusable(out_dir, records, encoding, vocabulary)
     if reused is not None:
         return reused
 
-    seen, length = _scan(files, encoding, vocabulary)
+    seen, lengths = _scan(files, encoding, vocabulary)
+    length = sum(lengths)
     if length == 0:
         raise CharRNNError(f"the corpus is empty: {', '.join(map(str, files[:5]))}"
                            f"{' ...' if len(files) > 5 else ''} {'holds' if len(files) == 1 else 'hold'} no text")
@@ -364,7 +411,8 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         raise CharRNNError("the corpus files changed while being prepared; run again", exit_code=1)
     vocabulary.save(out_dir / VOCABULARY_FILE)
     write_json(out_dir / MANIFEST_FILE,
-               {"dtype": dtype.name, "length": length, "files": records, "encoding": encoding})
+               {"dtype": dtype.name, "length": length, "files": records, "encoding": encoding,
+                "characters_per_file": lengths})
     return PreparedCorpus.open(out_dir)
 
 
@@ -385,7 +433,8 @@ class PreparedCorpus:
     encoding : str
         The encoding the text files were read with.
     files : list of dict
-        ``{"path", "size", "mtime_ns"}`` of each source file, in corpus order.
+        ``{"path", "size", "mtime_ns", "characters"}`` of each source file, in corpus order
+        (``characters`` only for corpora prepared since it is recorded).
     """
 
     def __init__(self, vocabulary: Vocabulary, ids: np.ndarray, directory: Path,
@@ -441,7 +490,12 @@ class PreparedCorpus:
             raise CharRNNError(f"{corpus_path}: holds {size} bytes, expected {expected} "
                                f"({length} ids of {dtype_name}); prepare the corpus again")
         ids = np.memmap(corpus_path, dtype=dtype, mode="r", shape=(length,))
-        return cls(vocabulary, ids, directory, manifest.get("encoding", "utf-8"), manifest.get("files"))
+        files = [dict(record) for record in manifest.get("files") or []]
+        counts = manifest.get("characters_per_file")
+        if isinstance(counts, list) and len(counts) == len(files):  # corpora prepared before lack them
+            for record, count in zip(files, counts):
+                record["characters"] = count
+        return cls(vocabulary, ids, directory, manifest.get("encoding", "utf-8"), files)
 
     def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """``(train_ids, val_ids)``: the last ``val_fraction`` of the ids is validation.

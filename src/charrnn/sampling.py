@@ -21,21 +21,24 @@ One stream reads every weight once per character, so its speed is bound by memor
 (a 2x512 LSTM holds 13 MB of float32 weights). :func:`sample_streams` makes several samples
 together: the same weights then serve a whole batch of streams per step, and with
 ``dtype=torch.bfloat16`` the matrix products run at the CPU's bfloat16 rate.
+
+A sample can end early at a stop string (``stop=["\\n"]``), each stream of a batch on its
+own; :func:`sample_scored` gives each text with its log-probability.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from charrnn.cells import MultiRNNCell
-from charrnn.checks import check_integer, check_number, check_optional
-from charrnn.errors import CharRNNError
+from charrnn.checks import check_integer, check_number, check_optional, flag
+from charrnn.errors import CharRNNError, SettingError
 from charrnn.fused import from_step_state, inference_layers, step_layers, to_step_state
 from charrnn.unroll import map_state
 from charrnn.vocabulary import UnknownCharacterError, Vocabulary
@@ -155,6 +158,20 @@ def _check_settings(length, temperature, top_k, top_p) -> None:
     check_optional(check_number, "top_p", top_p, low=0, high=1, low_open=True)
 
 
+def check_stop(stop) -> tuple[str, ...]:
+    """``stop`` as a tuple of strings if it is None or a sequence of non-empty strings.
+
+    A lone string is refused rather than read as its characters (``stop="\\n"`` is a common
+    slip for ``stop=["\\n"]``).
+    """
+    if stop is None:
+        return ()
+    if isinstance(stop, (str, bytes)) or not isinstance(stop, Sequence) \
+            or not all(isinstance(text, str) and text for text in stop):
+        raise SettingError(f"{flag('stop')} must be a sequence of non-empty strings, got {stop!r}")
+    return tuple(stop)
+
+
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> torch.Tensor:
     """``logits`` ``(B, V)`` divided by ``temperature``, with the excluded characters at -inf.
@@ -180,7 +197,7 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, temperature: float = 1.0,
            top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
            generator: torch.Generator | None = None, skip_unknown: bool = False,
-           dtype: torch.dtype | None = None) -> Iterator[str]:
+           dtype: torch.dtype | None = None, stop: Sequence[str] | None = None) -> Iterator[str]:
     """Generate text from ``model``, yielding each character as soon as it is made.
 
     Parameters
@@ -212,11 +229,16 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
         Drop characters of the prime the vocabulary lacks instead of raising.
     dtype : torch.dtype, optional
         The precision to compute in (default: the model's); see :class:`CharacterStepper`.
+    stop : sequence of str, optional
+        Stop strings (each non-empty): the text ends right after the first occurrence of any of
+        them in the generated characters (the prime does not count), the stop string included;
+        else after ``length`` characters.
 
     Returns
     -------
     Iterator[str]
-        One character at a time. The settings are checked at the call, before any is made.
+        One character at a time (at most ``length``). The settings are checked at the call,
+        before any is made.
 
     Raises
     ------
@@ -232,17 +254,20 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
     >>> model = CharLM(CharLMConfig(vocab_size=3, hidden_size=8, embedding_size=4))
     >>> len("".join(sample(model, vocabulary, prime="ab", length=5)))
     5
+    >>> "".join(sample(model, vocabulary, length=50, stop=["b"])).count("b") <= 1
+    True
     """
     streams = sample_streams(model, vocabulary, 1, prime=prime, length=length, temperature=temperature,
                              top_k=top_k, top_p=top_p, greedy=greedy, generator=generator,
-                             skip_unknown=skip_unknown, dtype=dtype)
+                             skip_unknown=skip_unknown, dtype=dtype, stop=stop)
     return (characters[0] for characters in streams)
 
 
 def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str = "", length: int = 500,
                    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                    greedy: bool = False, generator: torch.Generator | None = None,
-                   skip_unknown: bool = False, dtype: torch.dtype | None = None) -> Iterator[list[str]]:
+                   skip_unknown: bool = False, dtype: torch.dtype | None = None,
+                   stop: Sequence[str] | None = None) -> Iterator[list[str]]:
     """Generate ``num_samples`` texts together, yielding one character of each per position.
 
     All the samples continue the same ``prime``, which is read once; from there each stream
@@ -250,11 +275,15 @@ def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str =
     this faster than one sample after another: a step of 64 streams costs a few times a step
     of one. Takes :func:`sample`'s arguments, plus ``num_samples`` (>= 1).
 
+    With ``stop``, each stream stops on its own at its first stop string; from then on its
+    entries are ``""`` (so ``"".join`` of a stream's entries is its text), and generation ends
+    when every stream has stopped or after ``length`` positions.
+
     Returns
     -------
     Iterator[list[str]]
-        ``length`` lists of ``num_samples`` characters: the i-th list holds the i-th character
-        of every sample.
+        Up to ``length`` lists of ``num_samples`` strings: the i-th list holds the i-th
+        character of every sample (``""`` for a sample already stopped).
 
     Examples
     --------
@@ -267,6 +296,7 @@ def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str =
     """
     _check_settings(length, temperature, top_k, top_p)
     check_integer("num_samples", num_samples)
+    stop = check_stop(stop)
     if model.embedding.num_embeddings != vocabulary.size:
         raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
                            f"{model.embedding.num_embeddings}")
@@ -275,11 +305,52 @@ def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str =
     except UnknownCharacterError as error:
         raise UnknownCharacterError(f"prime: {error}") from None
     return _generate(model, vocabulary, prime_ids, int(num_samples), int(length), float(temperature),
-                     top_k, top_p, greedy, generator, dtype)
+                     top_k, top_p, greedy, generator, dtype, stop)
+
+
+def sample_scored(model, vocabulary: Vocabulary, num_samples: int = 1, prime: str = "", length: int = 500,
+                  **options) -> list[tuple[str, float]]:
+    """``num_samples`` texts with the log-probability of each, as :func:`sample_streams` makes them.
+
+    Takes :func:`sample_streams`' arguments. The log-probability of a text is the sum, over its
+    generated characters (not the prime), of ``log p`` of each character under the distribution
+    it was drawn from: after ``temperature``, ``top_k`` and ``top_p`` (the filtered softmax), in
+    nats. For ``greedy`` sampling, which ignores those settings, it is the model's own
+    distribution (temperature 1, nothing filtered).
+
+    Returns
+    -------
+    list[tuple[str, float]]
+        ``(text, log_probability)`` per sample, the prime not included.
+    """
+    columns = sample_streams(model, vocabulary, num_samples, prime=prime, length=length, **options)
+    texts = [[] for _ in range(int(num_samples))]
+    totals = [0.0] * int(num_samples)
+    for column in columns:
+        for stream, (character, log_probability) in enumerate(zip(column, column.log_probabilities)):
+            if character:
+                texts[stream].append(character)
+                totals[stream] += log_probability
+    return [("".join(text), total) for text, total in zip(texts, totals)]
+
+
+class _Column(list):
+    """One position's characters, one per stream, and (computed when asked) their log-probabilities."""
+
+    def __init__(self, characters: list[str], filtered: torch.Tensor, ids: torch.Tensor):
+        super().__init__(characters)
+        self._filtered, self._ids = filtered, ids  # (B, V) the logits drawn from, (B,) the draws
+
+    @property
+    def log_probabilities(self) -> list[float]:
+        """``log p`` (nats) of each stream's character under the distribution it was drawn from."""
+        with torch.inference_mode():
+            chosen = torch.log_softmax(self._filtered, dim=-1).gather(-1, self._ids.view(-1, 1))  # (B, 1)
+        return chosen.view(-1).tolist()
 
 
 def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, temperature, top_k, top_p,
-              greedy, generator, dtype) -> Iterator[list[str]]:
+              greedy, generator, dtype, stop=()) -> Iterator[list[str]]:
     """The loop behind :func:`sample_streams` (its arguments already checked)."""
     if length == 0:
         return
@@ -293,17 +364,48 @@ def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, tem
         logits = torch.zeros(1, vocabulary.size, device=device)  # a uniform first draw
     logits = logits.expand(num_samples, -1)  # (B, V)
     characters = vocabulary.characters
+    watch = _StopWatch(stop, num_samples)
     with torch.inference_mode():
         for position in range(length):
             if greedy:
+                filtered = logits.float()
                 next_ids = torch.argmax(logits, dim=-1)  # (B,)
             else:
                 filtered = filter_logits(logits.float(), temperature, top_k, top_p)
                 next_ids = torch.multinomial(torch.softmax(filtered, dim=-1), 1,
                                              generator=generator).view(num_samples)  # (B,)
-            yield [characters[index] for index in next_ids.tolist()]
+            yield _Column(watch.column([characters[index] for index in next_ids.tolist()]), filtered, next_ids)
+            if watch.all_stopped:
+                return
             if position + 1 < length:
                 logits = stepper.step(next_ids)
+
+
+class _StopWatch:
+    """Which streams have met a stop string; a stopped stream's later characters become ``""``."""
+
+    def __init__(self, stop: tuple[str, ...], num_samples: int):
+        self.stop = stop
+        self.keep = max((len(text) for text in stop), default=0)  # characters of tail to look at
+        self.tails = [""] * num_samples
+        self.stopped = [False] * num_samples
+
+    @property
+    def all_stopped(self) -> bool:
+        return bool(self.stop) and all(self.stopped)
+
+    def column(self, column: list[str]) -> list[str]:
+        """``column`` with the entries of stopped streams blanked, updating who has stopped."""
+        if not self.stop:
+            return column
+        for stream, character in enumerate(column):
+            if self.stopped[stream]:
+                column[stream] = ""
+                continue
+            tail = (self.tails[stream] + character)[-self.keep:]
+            self.tails[stream] = tail
+            self.stopped[stream] = any(tail.endswith(text) for text in self.stop)
+        return column
 
 
 def sample_text(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, **options) -> str:

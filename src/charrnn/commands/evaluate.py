@@ -8,6 +8,7 @@ A thin layer over the library: :func:`charrnn.checkpoint.load_model`,
 from __future__ import annotations
 
 import json
+import math
 
 import torch
 
@@ -24,10 +25,11 @@ from charrnn.vocabulary import UnknownCharacterError
 def add_parser(subparsers) -> None:
     """Register ``charrnn eval``."""
     parser = subparsers.add_parser(
-        "eval", help="loss and bits per character of a model on a text",
+        "eval", help="loss, bits per character and perplexity of a model on a text",
         description="Evaluate a checkpoint (or a run directory: its best checkpoint) on a text file: "
                     "the mean cross-entropy of predicting each character from the ones before it, "
-                    "in nats and in bits per character. The text is cut into --batch-size streams, "
+                    "in nats and in bits per character, and the perplexity exp(loss). "
+                    "The text is cut into --batch-size streams, "
                     "each read from the start with its state carried to its end.")
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     parser.add_argument("file", metavar="FILE", help="the text file to evaluate on")
@@ -44,7 +46,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    """Evaluate and print ``loss``, ``bits per character`` and the number of characters."""
+    """Evaluate and print ``loss``, ``bits per character``, ``perplexity`` and the number of characters."""
     device = select_device(args.device)
     with num_threads(args.threads):
         return _evaluate(args, device)
@@ -65,14 +67,16 @@ def _evaluate(args, device: torch.device) -> int:
                           device=loaded.model.head.weight.device)
     except CharRNNError as error:
         raise CharRNNError(f"{args.file}: {error}") from None
+    perplexity = math.exp(result.loss)  # the mean number of characters the model hesitates between
     if args.json:
         print(json.dumps({"checkpoint": str(loaded.path), "file": args.file, "loss": result.loss,
-                          "bits_per_character": result.bits_per_character,
+                          "bits_per_character": result.bits_per_character, "perplexity": perplexity,
                           "num_characters": result.num_characters, "skipped_characters": skipped}))
         return 0
     print(f"loss: {result.loss:.4f} nats/character")
     print(f"bits per character: {result.bits_per_character:.4f}")
     print(f"characters: {result.num_characters:,} predicted ({args.file}; checkpoint {loaded.path})")
+    print(f"perplexity: {perplexity:.4f}")
     if skipped:
         listed = ", ".join(repr(char) for char in unknown)
         print(f"skipped: {skipped:,} character(s) outside the vocabulary ({listed})")

@@ -1,23 +1,30 @@
 """``charrnn sample CHECKPOINT``: generate text from a trained model, streaming it to stdout.
 
 A thin layer over :func:`charrnn.checkpoint.load_model` and
-:func:`charrnn.sampling.sample_streams`. Several samples are made together, ``--batch-size`` at
-a time: the first of each batch streams as it is made, the others follow when their batch ends.
+:func:`charrnn.sampling.sample_streams` (:func:`charrnn.sampling.sample_scored` for ``--json``).
+Several samples are made together, ``--batch-size`` at a time: the first of each batch streams
+as it is made, the others follow when their batch ends. With ``--output FILE`` the text goes to
+FILE, written whole or not at all, instead of stdout.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import torch
 
-from charrnn.checkpoint import load_model
+from charrnn.checkpoint import BEST, CHECKPOINTS_FOLDER, LATEST, load_model
 from charrnn.checks import non_negative_int, positive_int
+from charrnn.files import atomic_write, previous_copy, read_json
 from charrnn.commands import CHECKPOINT_HELP, add_machine_arguments
 from charrnn.corpus import read_text
 from charrnn.devices import num_threads, select_device
-from charrnn.sampling import make_generator, sample_streams
+from charrnn.sampling import make_generator, sample_scored, sample_streams
 from charrnn.vocabulary import UnknownCharacterError
 
 #: Samples made together by default (a step of 64 streams costs a few times a step of one).
@@ -40,17 +47,35 @@ def add_parser(subparsers) -> None:
     primes.add_argument("--prime-file", metavar="FILE", help="read the prime from a text file")
     parser.add_argument("--encoding", default="utf-8", help="encoding of --prime-file (default: utf-8)")
     parser.add_argument("--skip-unknown", action="store_true",
-                        help="drop prime characters the model's vocabulary lacks instead of failing")
+                        help="drop prime characters the model's vocabulary lacks instead of failing "
+                             "(a note on stderr names them)")
     parser.add_argument("--length", type=non_negative_int, default=500, metavar="N",
-                        help="characters to generate per sample (default: 500)")
-    parser.add_argument("--temperature", type=float, default=1.0, metavar="T",
-                        help="> 0; lower is more conservative, higher more varied (default: 1.0)")
+                        help="characters to generate per sample, at most (default: 500)")
+    parser.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T",
+                        help="> 0; lower is more conservative, higher more varied (default: 1.0); "
+                             "several: --num-samples samples at each, each headed by its temperature")
     parser.add_argument("--top-k", type=positive_int, metavar="K", help="draw only among the K most likely characters")
     parser.add_argument("--top-p", type=float, metavar="P",
                         help="draw only among the most likely characters holding probability P, in (0, 1]")
     parser.add_argument("--greedy", action="store_true", help="always take the most likely character")
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                        help="end a sample right after the first TEXT it generates (repeatable; the "
+                             "prime does not count)")
+    parser.add_argument("--stop-at-newline", action="store_true", help="the same as --stop '\\n'")
     parser.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
-                        help="samples to generate, separated by a blank line (default: 1)")
+                        help="samples to generate (per temperature), separated by a blank line or "
+                             "--separator (default: 1)")
+    parser.add_argument("--separator", metavar="TEXT",
+                        help="separate samples by a line holding TEXT instead of a blank line; "
+                             "{number} in TEXT is the number of the sample that follows "
+                             "(e.g. '--- sample {number} ---')")
+    parser.add_argument("--output", metavar="FILE",
+                        help="write what would go to stdout to FILE instead, whole or not at all")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object per sample per line: text, prime, temperature, top_k, "
+                             "top_p, seed, checkpoint, log_probability, characters")
+    parser.add_argument("--verbose", action="store_true",
+                        help="say on stderr which checkpoint was loaded (step, validation loss)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"samples made together (default: {DEFAULT_BATCH_SIZE}); the first of each "
                              "batch streams, the others print when the batch ends")
@@ -83,32 +108,105 @@ def _first_stream(columns, others: list[list[str]]):
 
 
 def run(args) -> int:
-    """Load the model, then print ``--num-samples`` samples to stdout, separated by a blank line."""
+    """Load the model, then print ``--num-samples`` samples per temperature, separated."""
     device = select_device(args.device)
     with num_threads(args.threads):
         return _sample(args, device)
+
+
+def note(message: str) -> None:
+    """One line for the user on stderr (never on stdout, which holds the samples)."""
+    print(f"charrnn: note: {message}", file=sys.stderr)
+
+
+def dropped_note(unknown: dict[str, int]) -> str:
+    """What ``--skip-unknown`` dropped from the prime: each character with its count."""
+    listed = ", ".join(f"{character!r} (x{count})" for character, count in unknown.items())
+    return (f"dropped {sum(unknown.values())} character(s) the model does not know from the prime: "
+            f"{listed}")
+
+
+def checkpoint_notes(requested, loaded_path: Path) -> tuple[str | None, str]:
+    """(a fallback note or None, the note naming the loaded checkpoint) for ``requested``.
+
+    ``loaded_path`` is :func:`charrnn.checkpoint.resolve_checkpoint`'s answer (``loaded.path``).
+    """
+    checkpoints = Path(requested) / CHECKPOINTS_FOLDER
+    fallback = None
+    if checkpoints.is_dir():
+        best = checkpoints / BEST
+        if loaded_path not in (best, previous_copy(best)):
+            fallback = f"{requested}: the run has no {CHECKPOINTS_FOLDER}/{BEST} yet; fell back to {LATEST}"
+    details = []
+    trainer_file = loaded_path / "trainer.json"
+    if trainer_file.is_file():
+        trainer = read_json(trainer_file)
+        if isinstance(trainer, dict):
+            if isinstance(trainer.get("step"), int):
+                details.append(f"step {trainer['step']:,}")
+            key = "best_val_loss" if loaded_path.name.startswith(BEST) else "last_val_loss"
+            loss = trainer.get(key, trainer.get("last_val_loss"))
+            if isinstance(loss, (int, float)):
+                details.append(f"validation loss {loss:.4f}")
+    return fallback, f"loaded {loaded_path}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _separator(args, number: int) -> str:
+    """What goes before sample ``number`` (from 2): a blank line, or a line holding --separator."""
+    if args.separator is None:
+        return "\n\n"
+    return "\n" + args.separator.replace("{number}", str(number)) + "\n"
 
 
 def _sample(args, device: torch.device) -> int:
     prime = read_text(args.prime_file, args.encoding) if args.prime_file else args.prime
     loaded = load_model(args.checkpoint, map_location=device)
     generator = make_generator(args.seed, device=loaded.model.head.weight.device)
-    options = dict(prime=prime, length=args.length, temperature=args.temperature, top_k=args.top_k,
-                   top_p=args.top_p, greedy=args.greedy, generator=generator, skip_unknown=args.skip_unknown,
-                   dtype=DTYPES[args.dtype])
-    out = sys.stdout
-    for first in range(0, args.num_samples, args.batch_size):
-        count = min(args.batch_size, args.num_samples - first)
-        try:
-            columns = sample_streams(loaded.model, loaded.vocabulary, count, **options)
-        except UnknownCharacterError as error:
-            where = f"{args.prime_file}: " if args.prime_file else ""
-            raise UnknownCharacterError(f"{where}{error}; pass --skip-unknown to drop them") from None
-        others = [[] for _ in range(count - 1)]
-        out.write(("\n\n" if first > 0 else "") + prime)
-        _write_stream(_first_stream(columns, others), out)
-        for held in others:
-            out.write("\n\n" + prime + "".join(held))
-    out.write("\n")
+    stop = list(args.stop) + (["\n"] if args.stop_at_newline else [])
+    unknown = Counter(character for character in prime if character not in loaded.vocabulary) \
+        if args.skip_unknown else Counter()
+    used_prime = "".join(character for character in prime if character in loaded.vocabulary) if unknown else prime
+    options = dict(prime=prime, length=args.length, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
+                   generator=generator, skip_unknown=args.skip_unknown, dtype=DTYPES[args.dtype], stop=stop)
+    out = io.StringIO() if args.output else sys.stdout
+    notes = [dropped_note(dict(Counter(unknown)))] if unknown else []
+    fallback, loaded_note = checkpoint_notes(args.checkpoint, loaded.path)
+    notes += [fallback] if fallback else []
+    notes += [loaded_note] if args.verbose else []
+    number = 0
+    for temperature in args.temperature:
+        for first in range(0, args.num_samples, args.batch_size):
+            count = min(args.batch_size, args.num_samples - first)
+            try:
+                if args.json:
+                    scored = sample_scored(loaded.model, loaded.vocabulary, count, temperature=temperature, **options)
+                else:
+                    columns = sample_streams(loaded.model, loaded.vocabulary, count, temperature=temperature,
+                                             **options)
+            except UnknownCharacterError as error:
+                where = f"{args.prime_file}: " if args.prime_file else ""
+                raise UnknownCharacterError(f"{where}{error}; pass --skip-unknown to drop them") from None
+            for line in notes:  # once, when the settings have passed their checks
+                note(line)
+            notes = []
+            if args.json:
+                for text, log_probability in scored:
+                    out.write(json.dumps({
+                        "text": text, "prime": used_prime, "temperature": temperature, "top_k": args.top_k,
+                        "top_p": args.top_p, "seed": args.seed, "checkpoint": str(loaded.path),
+                        "log_probability": log_probability, "characters": len(text)}, ensure_ascii=False) + "\n")
+                continue
+            others = [[] for _ in range(count - 1)]
+            label = f"--- temperature {temperature:g} ---\n" if len(args.temperature) > 1 else ""
+            number += 1
+            out.write((_separator(args, number) if number > 1 else "") + label + prime)
+            _write_stream(_first_stream(columns, others), out)
+            for held in others:
+                number += 1
+                out.write(_separator(args, number) + label + prime + "".join(held))
+    if not args.json:
+        out.write("\n")
     out.flush()
+    if args.output:
+        atomic_write(args.output, out.getvalue())
     return 0

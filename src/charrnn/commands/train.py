@@ -64,6 +64,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--override", action="store_true",
                         help="with --resume: allow changing settings such as the learning rate or batch size")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="take only the files of CORPUS folders whose path or name matches (repeatable)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="leave out the files of CORPUS folders whose path or name matches (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     for flag, field, kind, text in _SETTINGS:
         default = getattr(defaults, field)
@@ -83,7 +87,8 @@ def run(args) -> int:
     from charrnn.training import train
 
     result = train(_overrides(args), args.corpus, args.out, resume=args.resume, override=args.override,
-                   progress=not args.quiet, config_file=args.config, preset=args.preset, overwrite=args.overwrite)
+                   progress=not args.quiet, config_file=args.config, preset=args.preset, overwrite=args.overwrite,
+                   include=args.include, exclude=args.exclude)
     if not result.is_main:
         return result.exit_code  # rank 0 speaks for a distributed run
     if result.exit_code == 1:

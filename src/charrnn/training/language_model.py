@@ -182,6 +182,18 @@ def _describe(trainer: Trainer, settings: TrainConfig, characters: int) -> str:
             f"{settings.sequence_length}, {trainer.device}, until {' or '.join(limits)}{where}")
 
 
+def _describe_corpus(corpus: PreparedCorpus, skipped: list[Path], listed: int = 8) -> str:
+    """The files trained on, with their characters (and the binary files skipped), in a line."""
+    files = [f"{Path(record['path']).name} {record['characters']:,}" if record.get("characters") is not None
+             else Path(record["path"]).name for record in corpus.files]
+    more = f", and {len(files) - listed} more" if len(files) > listed else ""
+    line = f"corpus: {len(files)} file(s), {len(corpus):,} characters ({', '.join(files[:listed])}{more})"
+    if skipped:
+        names = ", ".join(str(path) for path in skipped[:listed])
+        line += f"; skipped {len(skipped)} binary file(s): {names}{' ...' if len(skipped) > listed else ''}"
+    return line
+
+
 class RunCheckpointer:
     """Saves a language-model trainer's whole state into its run directory, and restores it.
 
@@ -268,8 +280,8 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
           out_dir: str | Path | None = None, resume: bool = False, override: bool = False,
           progress: bool | None = None, callback: Callable[[Trainer], None] | None = None,
           context: DistributedContext | None = None, *, config_file: str | Path | None = None,
-          preset: str | None = None, overwrite: bool = False,
-          callbacks: Iterable[Callback] = ()) -> TrainResult:
+          preset: str | None = None, overwrite: bool = False, include: Sequence[str] = (),
+          exclude: Sequence[str] = (), callbacks: Iterable[Callback] = ()) -> TrainResult:
     """Train a character language model on text files; what ``charrnn train`` does.
 
     Parameters
@@ -299,6 +311,9 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
         A TOML file of settings, and a named preset (see :func:`~charrnn.training.settings.resolve_settings`).
     overwrite : bool
         Replace a run already in ``out_dir``.
+    include, exclude : sequences of globs
+        Which files of the corpus folders to take (see :func:`~charrnn.corpus.find_text_files`);
+        binary files there are skipped, and said so.
     callbacks : iterable of Callback
         More subscribers to the trainer's events.
 
@@ -320,8 +335,7 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
     if overwrite and resume:
         raise SettingError("--overwrite starts a new run; it cannot go with --resume")
     run = RunDirectory(out_dir)
-    paths = [str(path.resolve()) for path in find_text_files(corpus_paths)] if corpus_paths else []
-    if not resume and not paths:
+    if not resume and not corpus_paths:
         raise SettingError("no corpus given: name at least one text file or folder to train on")
     if run.path.exists() and not run.path.is_dir():
         raise SettingError(f"{run.path}: exists and is not a folder; choose another --out")
@@ -331,7 +345,15 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
     undo = run.undo_of_new_entries() if clean_up else (lambda: None)
     with lock_run_directory(run.path) if context.is_main else nullcontext():
         try:
-            settings, saved_corpus = _settle(run, config, config_file, preset, paths, resume, override, overwrite)
+            settings, saved_corpus = _settle(run, config, config_file, preset, resume, override, overwrite)
+            skipped: list[Path] = []
+            paths = [str(path.resolve()) for path in find_text_files(
+                corpus_paths, include_patterns=include, exclude_patterns=exclude, encoding=settings.encoding,
+                skipped=skipped)] if corpus_paths else []
+            if resume and paths and paths != saved_corpus.get("paths", paths):
+                raise SettingError(f"--resume: the corpus differs from the run's "
+                                   f"({', '.join(saved_corpus.get('paths', []))}); leave CORPUS out to resume on "
+                                   f"the run's own prepared copy")
             device = select_device(settings.device, context.local_rank, context.is_distributed)
             check_amp(settings.amp, device)
         except BaseException:
@@ -342,7 +364,7 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
             try:
                 try:
                     trainer = _start_trainer(run, settings, paths, saved_corpus, resume, overwrite, context, device,
-                                             progress,
+                                             progress, skipped,
                                              [*callbacks, *([FunctionCallback(callback)] if callback else [])])
                 except BaseException:
                     undo()
@@ -354,26 +376,22 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
                 distributed.stop(context)
 
 
-def _settle(run: RunDirectory, config, config_file, preset, paths: list[str], resume: bool, override: bool,
+def _settle(run: RunDirectory, config, config_file, preset, resume: bool, override: bool,
             overwrite: bool) -> tuple[TrainConfig, dict]:
     """The settings of the run about to start, and the corpus record of the run resumed."""
     if not resume:
         settings = resolve_settings(config, config_file, preset, override=override)
         refuse_existing_run(run.path, overwrite, resume_hint=True)
-        return settings, {"paths": paths}
+        return settings, {}
     saved, saved_corpus = run.read_settings()
     settings = resolve_settings(config, config_file, preset, saved=saved, override=override,
                                 saved_source=str(run.config_file))
-    if paths and paths != saved_corpus.get("paths", paths):
-        raise SettingError(f"--resume: the corpus differs from the run's "
-                           f"({', '.join(saved_corpus.get('paths', []))}); leave CORPUS out to resume on "
-                           f"the run's own prepared copy")
     return settings, saved_corpus
 
 
 def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], saved_corpus: dict, resume: bool,
                    overwrite: bool, context: DistributedContext, device: torch.device, progress,
-                   callbacks: list) -> Trainer:
+                   skipped: list[Path], callbacks: list) -> Trainer:
     """Prepare (or reopen) the corpus, build the trainer, restore it when resuming."""
     if context.is_main:
         if overwrite:
@@ -395,8 +413,9 @@ def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], s
         if context.is_main:
             # Killed before its first checkpoint: start over; else drop the lines logged after it.
             reporters[1].log.truncate_after(trainer.step)
-    trainer.notes.insert(0, _describe(trainer, settings, len(trainer.task.batches.ids)))
+    trainer.notes[:0] = [_describe(trainer, settings, len(trainer.task.batches.ids)), _describe_corpus(corpus, skipped)]
     if context.is_main:
-        run.write_settings(settings, corpus.vocabulary, {"paths": saved_corpus.get("paths", paths),
-                                                         "encoding": settings.encoding, "characters": len(corpus)})
+        run.write_settings(settings, corpus.vocabulary, {
+            "paths": saved_corpus.get("paths", paths), "encoding": settings.encoding, "characters": len(corpus),
+            "files": [{"path": record["path"], "characters": record.get("characters")} for record in corpus.files]})
     return trainer
