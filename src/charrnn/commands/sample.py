@@ -27,6 +27,8 @@ from charrnn.devices import num_threads, select_device
 from charrnn.sampling import make_generator, sample_scored, sample_streams
 from charrnn.vocabulary import UnknownCharacterError
 
+#: The line between samples: no text a model makes looks like it by chance.
+DEFAULT_SEPARATOR = "--- sample {number} ---"
 #: Samples made together by default (a step of 64 streams costs a few times a step of one).
 DEFAULT_BATCH_SIZE = 64
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -63,19 +65,15 @@ def add_parser(subparsers) -> None:
                              "prime does not count)")
     parser.add_argument("--stop-at-newline", action="store_true", help="the same as --stop '\\n'")
     parser.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
-                        help="samples to generate (per temperature), separated by a blank line or "
-                             "--separator (default: 1)")
-    parser.add_argument("--separator", metavar="TEXT",
-                        help="separate samples by a line holding TEXT instead of a blank line; "
-                             "{number} in TEXT is the number of the sample that follows "
-                             "(e.g. '--- sample {number} ---')")
+                        help="samples to generate (per temperature), separated by --separator (default: 1)")
+    parser.add_argument("--separator", metavar="TEXT", default=DEFAULT_SEPARATOR,
+                        help="the line between samples; {number} in TEXT is the number of the sample that "
+                             f"follows (default: {DEFAULT_SEPARATOR!r}; '' for a blank line)")
     parser.add_argument("--output", metavar="FILE",
                         help="write what would go to stdout to FILE instead, whole or not at all")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per sample per line: text, prime, temperature, top_k, "
                              "top_p, seed, checkpoint, log_probability, characters")
-    parser.add_argument("--verbose", action="store_true",
-                        help="say on stderr which checkpoint was loaded (step, validation loss)")
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"samples made together (default: {DEFAULT_BATCH_SIZE}); the first of each "
                              "batch streams, the others print when the batch ends")
@@ -152,9 +150,7 @@ def checkpoint_notes(requested, loaded_path: Path) -> tuple[str | None, str]:
 
 
 def _separator(args, number: int) -> str:
-    """What goes before sample ``number`` (from 2): a blank line, or a line holding --separator."""
-    if args.separator is None:
-        return "\n\n"
+    """What goes before sample ``number`` (from 2): a line holding --separator."""
     return "\n" + args.separator.replace("{number}", str(number)) + "\n"
 
 
@@ -171,8 +167,7 @@ def _sample(args, device: torch.device) -> int:
     out = io.StringIO() if args.output else sys.stdout
     notes = [dropped_note(dict(Counter(unknown)))] if unknown else []
     fallback, loaded_note = checkpoint_notes(args.checkpoint, loaded.path)
-    notes += [fallback] if fallback else []
-    notes += [loaded_note] if args.verbose else []
+    notes += ([fallback] if fallback else []) + [loaded_note]
     number = 0
     for temperature in args.temperature:
         for first in range(0, args.num_samples, args.batch_size):
@@ -199,11 +194,11 @@ def _sample(args, device: torch.device) -> int:
             others = [[] for _ in range(count - 1)]
             label = f"--- temperature {temperature:g} ---\n" if len(args.temperature) > 1 else ""
             number += 1
-            out.write((_separator(args, number) if number > 1 else "") + label + prime)
+            out.write((_separator(args, number) if number > 1 else "") + label + used_prime)
             _write_stream(_first_stream(columns, others), out)
             for held in others:
                 number += 1
-                out.write(_separator(args, number) + label + prime + "".join(held))
+                out.write(_separator(args, number) + label + used_prime + "".join(held))
     if not args.json:
         out.write("\n")
     out.flush()
