@@ -11,41 +11,12 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
-from charrnn.cli import main
 from charrnn.errors import SettingError
 from charrnn.model import CharLM, CharLMConfig
 from charrnn.sampling import make_generator, sample_scored, sample_streams, sample_text
-from charrnn.training import train
-from charrnn.training.settings import TrainConfig
 from charrnn.vocabulary import Vocabulary
-
-TEXT = "".join(f"line {i % 7}: the quick brown fox jumps over the lazy dog.\n" for i in range(60))
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny trained run: run directory with checkpoints/best and checkpoints/latest."""
-    folder = tmp_path_factory.mktemp("sample_options")
-    corpus = folder / "corpus.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
-    threads = torch.get_num_threads()
-    try:
-        settings = TrainConfig(hidden_size=16, embedding_size=8, sequence_length=16, batch_size=4,
-                               max_steps=12, eval_every=6, log_every=6, num_threads=1, device="cpu")
-        train(settings, [corpus], folder / "run", progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return folder / "run"
-
-
-def _run(capsys, *argv):
-    """The exit status, stdout and stderr of ``charrnn ARGV`` (argparse's errors exit)."""
-    try:
-        code = main([str(arg) for arg in argv])
-    except SystemExit as exit_info:
-        code = exit_info.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from conftest import SAMPLE_TEXT as TEXT  # the text of the shared run_dir fixture
+from conftest import run_cli as _run
 
 
 # -- 1. --skip-unknown says what it dropped -------------------------------------------------------
