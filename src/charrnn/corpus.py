@@ -349,7 +349,8 @@ def _reusable(out_dir: Path, records: list[dict], encoding: str,
 
 
 def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
-                   encoding: str = "utf-8", vocabulary: Vocabulary | None = None) -> "PreparedCorpus":
+                   encoding: str = "utf-8", vocabulary: Vocabulary | None = None,
+                   extends: Vocabulary | None = None) -> "PreparedCorpus":
     """Encode text files once into ``out_dir`` and open the result memory-mapped.
 
     Parameters
@@ -367,6 +368,9 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     vocabulary : Vocabulary, optional
         Encode with this vocabulary (e.g. a trained model's); a character outside it is an
         error. By default the vocabulary is every character the files hold.
+    extends : Vocabulary, optional
+        The vocabulary is this one's characters and every character the files hold (what a
+        fine-tuned model reads: its old characters and the new text's).
 
     Returns
     -------
@@ -381,12 +385,16 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         change while being read.
     """
     _check_encoding(encoding)
+    if vocabulary is not None and extends is not None:
+        raise ValueError("give a vocabulary to encode with, or one to extend, not both")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise CharRNNError(f"{out_dir}: exists and is not a folder")
     files = find_text_files(paths, exclude=[out_dir], encoding=encoding)
     records = _file_records(files)
     reused = _reusable(out_dir, records, encoding, vocabulary)
+    if reused is not None and extends is not None and any(char not in reused.vocabulary for char in extends.characters):
+        reused = None
     if reused is not None:
         return reused
 
@@ -396,7 +404,7 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         raise CharRNNError(f"the corpus is empty: {', '.join(map(str, files[:5]))}"
                            f"{' ...' if len(files) > 5 else ''} {'holds' if len(files) == 1 else 'hold'} no text")
     if vocabulary is None:
-        vocabulary = Vocabulary(chr(code) for code in np.flatnonzero(seen))
+        vocabulary = Vocabulary([*(chr(code) for code in np.flatnonzero(seen)), *(extends.characters if extends else ())])
     if vocabulary.size < 2:
         raise CharRNNError(f"the vocabulary has a single character ({vocabulary.characters[0]!r}): "
                            "a language model needs text with at least two distinct characters")

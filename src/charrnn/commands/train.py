@@ -36,7 +36,20 @@ _SETTINGS = [
     ("--epochs", "epochs", float, "stop after this many passes over the training text"),
     ("--max-time", "max_time", float, "stop after this many seconds; the schedule decays to that moment"),
     ("--val-fraction", "val_fraction", float, "the last part of the text held out for validation"),
-    ("--eval-every", "eval_every", positive_int, "validate and save a checkpoint every this many steps"),
+    ("--eval-every", "eval_every", positive_int,
+     "validate and save a checkpoint every this many steps (default: about 10 times a run, at most every 500)"),
+    ("--early-stop", "early_stop", positive_int,
+     "stop when this many evaluations in a row have not improved on the best validation loss"),
+    ("--keep", "keep", non_negative_int,
+     "also keep the last N evaluated checkpoints, as checkpoints/step-<step>-loss-<val>"),
+    ("--sample-every", "sample_every", positive_int,
+     "print a sample every this many steps and append it to samples.jsonl"),
+    ("--sample-length", "sample_length", positive_int, "characters per --sample-every sample"),
+    ("--sample-prime", "sample_prime", str, "text the --sample-every samples continue (default: a new line)"),
+    ("--sample-temperature", "sample_temperature", float, "temperature of the --sample-every samples"),
+    ("--init-from", "init_from", str,
+     "fine-tune: start from this checkpoint, run folder or pretrained model (its shape and weights; "
+     "its vocabulary extended by the corpus's new characters)"),
     ("--eval-characters", "eval_characters", non_negative_int, "characters of validation text per evaluation (0: all)"),
     ("--log-every", "log_every", positive_int, "a metrics line every this many steps"),
     ("--seed", "seed", non_negative_int, "random seed"),
@@ -71,7 +84,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     for flag, field, kind, text in _SETTINGS:
         default = getattr(defaults, field)
-        shown = f" (default: {default})" if default is not None else ""
+        shown = f" (default: {default})" if default not in (None, "") else ""
         metavar = field.upper().split("_")[-1] if kind is not str else None  # --hidden-size SIZE
         parser.add_argument(flag, dest=field, type=kind, default=None, metavar=metavar, help=text + shown)
     parser.set_defaults(run=run)

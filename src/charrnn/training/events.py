@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_CODES = {"max_steps": 0, "epochs": 0, "max_time": 0, "interrupted": 130, "terminated": 143,
-              "diverged": 1}
+EXIT_CODES = {"max_steps": 0, "epochs": 0, "max_time": 0, "early_stop": 0, "interrupted": 130,
+              "terminated": 143, "diverged": 1}
 
 
 @dataclass
@@ -52,7 +52,8 @@ class TrainResult:
     ----------
     run_dir : Path or None
     stop_reason : str
-        'max_steps', 'epochs' or 'max_time' (finished), 'interrupted' (SIGINT),
+        'max_steps', 'epochs' or 'max_time' (finished), 'early_stop' (validation stopped
+        improving for ``early_stop`` evaluations), 'interrupted' (SIGINT),
         'terminated' (SIGTERM) or 'diverged' (NaN or exploding loss).
     message : str
         One line for the person who started the run.

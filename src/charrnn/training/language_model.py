@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from charrnn.batches import StreamBatches
-from charrnn.checkpoint import MODEL_FILE, load_state_tensors, save_checkpoint
+from charrnn.checkpoint import MODEL_FILE, load_model, load_state_tensors, save_checkpoint
 from charrnn.corpus import PreparedCorpus, find_text_files
 from charrnn.devices import check_amp, default_num_threads, num_threads, select_device
 from charrnn.errors import CharRNNError, SettingError
@@ -40,9 +40,11 @@ from charrnn.training import distributed
 from charrnn.training.distributed import DistributedContext
 from charrnn.training.events import Callback, TrainResult
 from charrnn.training.loop import EXPLODING_FACTOR, FunctionCallback, Limits, Trainer
-from charrnn.training.reporting import MetricsCallback, ProgressCallback, clock
+from charrnn.training.reporting import (METRICS_FILE, SAMPLES_FILE, MetricsCallback, MetricsLog, ProgressCallback,
+                                       SampleCallback, clock)
 from charrnn.training.run_directory import RunDirectory, clear_run, lock_run_directory, refuse_existing_run
-from charrnn.training.settings import DEFAULT_MAX_STEPS, TrainConfig, resolve_settings
+from charrnn.training.fine_tuning import source_vocabulary, transplant
+from charrnn.training.settings import DEFAULT_MAX_STEPS, TrainConfig, default_eval_every, resolve_settings
 from charrnn.training.state import (load_optimizer_state, optimizer_state_to_tensors, random_state_tensors,
                                     restore_random_state)
 from charrnn.unroll import flatten_state, rebuild_state
@@ -143,7 +145,8 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
 
     With ``run_dir``, it saves checkpoints there (:class:`RunCheckpointer`); without, it keeps
     everything in memory, to be driven step by step. ``device`` defaults to
-    :func:`~charrnn.devices.select_device` of ``settings.device``.
+    :func:`~charrnn.devices.select_device` of ``settings.device``. With ``settings.init_from``
+    the model starts from that checkpoint's weights (:func:`~charrnn.training.fine_tuning.transplant`).
     """
     context = context or DistributedContext()
     device = device or select_device(settings.device, context.local_rank, context.is_distributed)
@@ -156,7 +159,7 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
     torch.manual_seed(settings.seed + context.rank)  # each rank its own dropout masks
     optimizer = make_optimizer("adam", model.parameters(), settings.learning_rate, settings.weight_decay, device)
     limits = Limits(max_steps=settings.max_steps, epochs=settings.epochs, max_time=settings.max_time,
-                    eval_every=settings.eval_every, log_every=settings.log_every, default_steps=DEFAULT_MAX_STEPS)
+                    log_every=settings.log_every, default_steps=DEFAULT_MAX_STEPS, patience=settings.early_stop)
     checkpointer = None
     if run_dir is not None:
         checkpointer = RunCheckpointer(RunDirectory(run_dir), corpus.vocabulary, settings)
@@ -164,6 +167,12 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
                       amp=settings.amp, loss_limit=EXPLODING_FACTOR * max(math.log(corpus.vocabulary.size), 1.0),
                       context=context, network=network, checkpointer=checkpointer, callbacks=callbacks,
                       run_dir=None if run_dir is None else Path(run_dir))
+    limits.eval_every = settings.eval_every or default_eval_every(trainer.total_steps, task.steps_per_epoch)
+    if settings.init_from:
+        source = load_model(settings.init_from)
+        new = transplant(model, corpus.vocabulary, source.model, source.vocabulary)
+        added = f"; new characters: {''.join(new)!r}" if new else "; no new characters"
+        trainer.notes.append(f"fine-tuning {source.path} ({source.vocabulary.size} characters{added})")
     return trainer
 
 
@@ -199,7 +208,9 @@ class RunCheckpointer:
 
     ``checkpoints/<kind>`` gets the weights, ``optimizer.safetensors`` + the optimizer's JSON
     in ``trainer.json``, and per rank the random generators and the carried state
-    (``trainer.safetensors``). Each piece is restored by its owner.
+    (``trainer.safetensors``). Each piece is restored by its owner. With ``keep``, each
+    evaluation's weights are also kept as ``checkpoints/step-<step>-loss-<val>``, the last
+    ``keep`` of them.
     """
 
     def __init__(self, run: RunDirectory, vocabulary, settings: TrainConfig):
@@ -231,7 +242,19 @@ class RunCheckpointer:
             folder = save_checkpoint(self.run.checkpoint(kind), trainer.model, self.vocabulary, trainer.model.config,
                                      extra_tensors={OPTIMIZER_STEM: optimizer_tensors, TRAINER_STEM: trainer_tensors},
                                      extra_json={TRAINER_STEM: state}, training=self.settings.to_dict())
+        if self.settings.keep and trainer.state.evaluated_step == trainer.step:
+            self._keep_history(trainer)
         return folder
+
+    def _keep_history(self, trainer: Trainer) -> None:
+        """Save this evaluation's model as ``checkpoints/step-<step>-loss-<val>`` (weights and
+        settings, enough to sample and evaluate) and remove the oldest beyond ``keep``."""
+        state = trainer.state
+        save_checkpoint(self.run.history_checkpoint(trainer.step, state.last_val_loss), trainer.model,
+                        self.vocabulary, trainer.model.config, training=self.settings.to_dict(),
+                        extra_json={TRAINER_STEM: {"step": trainer.step, "last_val_loss": state.last_val_loss,
+                                                   "best_val_loss": state.best_val_loss}})
+        self.run.prune_history(self.settings.keep)
 
     def restore(self, trainer: Trainer, folder: Path) -> None:
         """Continue ``trainer`` from the checkpoint in ``folder``, as :meth:`save` left it: each
@@ -397,14 +420,18 @@ def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], s
         if overwrite:
             clear_run(run.path)
         run.checkpoints.mkdir(parents=True, exist_ok=True)
+        extends = source_vocabulary(settings.init_from) if settings.init_from else None
         corpus = (run.open_corpus(saved_corpus, settings.encoding) if resume else
-                  run.prepare_corpus(paths, settings.encoding))
+                  run.prepare_corpus(paths, settings.encoding, extends))
     distributed.barrier(context)  # the others open what rank 0 prepared
     if not context.is_main:
         corpus = PreparedCorpus.open(run.data)
     reporters = []
     if context.is_main:
-        reporters = [ProgressCallback(enabled=progress is not False), MetricsCallback(run.path)]
+        progress_callback = ProgressCallback(enabled=progress is not False)
+        reporters = [progress_callback, MetricsCallback(run.path)]
+        if settings.sample_every:
+            reporters.append(SampleCallback(run.path, corpus.vocabulary, settings, say=progress_callback.say))
     trainer = language_model_trainer(settings, corpus, run.path, context, device, [*reporters, *callbacks])
     if resume:
         latest, _ = trainer.checkpointer.existing()
@@ -412,7 +439,8 @@ def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], s
             trainer.checkpointer.restore(trainer, latest)
         if context.is_main:
             # Killed before its first checkpoint: start over; else drop the lines logged after it.
-            reporters[1].log.truncate_after(trainer.step)
+            for log in (MetricsLog(run.path / METRICS_FILE), MetricsLog(run.path / SAMPLES_FILE)):
+                log.truncate_after(trainer.step)
     trainer.notes[:0] = [_describe(trainer, settings, len(trainer.task.batches.ids)), _describe_corpus(corpus, skipped)]
     if context.is_main:
         run.write_settings(settings, corpus.vocabulary, {

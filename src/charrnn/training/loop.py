@@ -97,7 +97,9 @@ class _StopSignals:
 class Limits:
     """When a run stops and how often it reports: the first of ``max_steps``, ``epochs`` and
     ``max_time`` (seconds) reached ends it (``default_steps`` when none is given); a metrics
-    line every ``log_every`` steps, an evaluation (and checkpoint) every ``eval_every``."""
+    line every ``log_every`` steps, an evaluation (and checkpoint) every ``eval_every``; with
+    ``patience``, the run stops ('early_stop') after that many evaluations in a row without a
+    new best."""
 
     max_steps: int | None = None
     epochs: float | None = None
@@ -105,6 +107,7 @@ class Limits:
     eval_every: int | None = None
     log_every: int | None = None
     default_steps: int | None = None
+    patience: int | None = None
 
 
 @dataclass
@@ -331,10 +334,15 @@ class Trainer:
         improved = False
         if evaluate_now:
             val_loss = self.task.evaluate(self.model)
-            improved = self.state.best_val_loss is None or val_loss < self.state.best_val_loss
-            self.state.last_val_loss = val_loss
+            state = self.state
+            improved = state.best_val_loss is None or val_loss < state.best_val_loss
+            state.last_val_loss, state.evaluated_step = val_loss, self.step
             if improved:
-                self.state.best_val_loss = val_loss
+                state.best_val_loss, state.best_step, state.evaluations_since_best = val_loss, self.step, 0
+            else:
+                state.evaluations_since_best += 1
+                if limits.patience and state.evaluations_since_best >= limits.patience and self.stop_reason is None:
+                    self.stop_reason = "early_stop"
             event.record.update(val_loss=val_loss, val_bits_per_character=val_loss / math.log(2))
             self._emit("on_evaluation", EvaluationEvent(self.step, val_loss, improved))
         # Subscribers write the metrics line before the checkpoint is saved: a run killed in
@@ -392,12 +400,17 @@ class Trainer:
             saved = f"; checkpoint saved to {latest}; continue with --resume" if latest else ""
             message = f"{name}: stopped at step {self.step}{saved}"
         else:
-            limit = {"max_steps": f"{self.step} steps", "epochs": f"{self.limits.epochs} epoch(s)",
-                     "max_time": f"{self.limits.max_time} s"}[reason]
             state = self.state
             val = f", validation loss {state.last_val_loss:.4f}" if state.last_val_loss is not None else ""
             best_text = f", best {state.best_val_loss:.4f}" if state.best_val_loss is not None else ""
-            message = f"finished after {limit} ({clock(elapsed)}){val}{best_text}{where}"
+            if reason == "early_stop":
+                message = (f"stopped early at step {self.step} ({clock(elapsed)}): the validation loss has not "
+                           f"improved for {state.evaluations_since_best} evaluations{val}, best "
+                           f"{state.best_val_loss:.4f} at step {state.best_step}{where}")
+            else:
+                limit = {"max_steps": f"{self.step} steps", "epochs": f"{self.limits.epochs} epoch(s)",
+                         "max_time": f"{self.limits.max_time} s"}[reason]
+                message = f"finished after {limit} ({clock(elapsed)}){val}{best_text}{where}"
         result = TrainResult(run_dir=self.run_dir, stop_reason=reason, message=message, step=self.step,
                              train_loss=self.last_train_loss, val_loss=self.state.last_val_loss,
                              best_val_loss=self.state.best_val_loss, latest_checkpoint=latest,

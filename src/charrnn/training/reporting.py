@@ -1,6 +1,6 @@
-"""What a training run reports: ``metrics.jsonl``, the progress bar and the loss curve.
+"""What a training run reports: ``metrics.jsonl``, the progress bar, the loss curve and samples.
 
-:class:`MetricsCallback` and :class:`ProgressCallback` subscribe to a
+:class:`MetricsCallback`, :class:`ProgressCallback` and :class:`SampleCallback` subscribe to a
 :class:`~charrnn.training.loop.Trainer`'s events like any other subscriber.
 """
 
@@ -12,17 +12,20 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from charrnn.errors import SettingError
 from charrnn.files import append_text, atomic_write
 from charrnn.training.events import Callback
 
-#: A run directory's metrics log and loss curve.
+#: A run directory's metrics log, loss curve and samples taken while training.
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
+SAMPLES_FILE = "samples.jsonl"
 
 
 # -- the run directory's logs ------------------------------------------------------------------
 class MetricsLog:
-    """``metrics.jsonl``: one JSON object per line, appended as training goes."""
+    """A run's log of one JSON object per line with its ``step`` (``metrics.jsonl``,
+    ``samples.jsonl``), appended as training goes."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -166,6 +169,11 @@ class ProgressCallback(Callback):
         for line in trainer.notes:
             self.progress.log(line)
 
+    def say(self, line: str) -> None:
+        """A line of another subscriber's, printed without breaking the bar."""
+        if self.progress is not None:
+            self.progress.log(line)
+
     def on_step(self, trainer, event) -> None:
         speed, eta = trainer.speed_and_eta()
         self.progress.step(event.loss, speed, eta)
@@ -190,3 +198,41 @@ class ProgressCallback(Callback):
         if eta is not None:
             parts.append(f"ETA {clock(eta)}")
         return " | ".join(parts)
+
+
+class SampleCallback(Callback):
+    """Every ``settings.sample_every`` steps, a short sample: said, and appended to ``samples.jsonl``.
+
+    ``sample_length`` characters after ``sample_prime`` at ``sample_temperature``, drawn in
+    evaluation mode (no dropout) from a generator of its own, seeded by the run's seed and the
+    step: watching a run never changes what it computes, and a resumed run draws the same samples.
+    """
+
+    def __init__(self, run_dir: Path, vocabulary, settings, say=None):
+        unknown = vocabulary.unknown_characters(settings.sample_prime)
+        if unknown:
+            raise SettingError(f"--sample-prime holds characters the corpus lacks: "
+                               f"{', '.join(repr(char) for char in unknown)}")
+        self.vocabulary, self.settings = vocabulary, settings
+        self.log = MetricsLog(Path(run_dir) / SAMPLES_FILE)
+        self.say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def on_step(self, trainer, event) -> None:
+        if event.step % self.settings.sample_every:
+            return
+        from charrnn.sampling import make_generator, sample_text
+
+        settings, model = self.settings, trainer.model
+        generator = make_generator(settings.seed * 1_000_003 + event.step, model.head.weight.device)
+        was_training = model.training
+        model.eval()
+        try:
+            text = sample_text(model, self.vocabulary, prime=settings.sample_prime, length=settings.sample_length,
+                               temperature=settings.sample_temperature, generator=generator)
+        finally:
+            model.train(was_training)
+        evaluated = trainer.state.evaluated_step == event.step
+        self.log.append({"step": event.step, "val_loss": trainer.state.last_val_loss if evaluated else None,
+                         "prime": settings.sample_prime, "temperature": settings.sample_temperature, "text": text})
+        self.say(f"--- sample at step {event.step} (temperature {settings.sample_temperature:g}) ---\n"
+                 f"{settings.sample_prime}{text}\n---")

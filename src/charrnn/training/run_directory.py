@@ -7,13 +7,16 @@ A language-model run directory holds::
     data/                  the prepared corpus (corpus.bin, corpus.json, vocab.json)
     checkpoints/latest/    checkpoint folders (see charrnn.checkpoint)
     checkpoints/best/
+    checkpoints/step-<step>-loss-<val>/   with --keep N: the last N evaluations' weights
     metrics.jsonl, loss.png
+    samples.jsonl          with --sample-every: the samples taken while training
     .lock                  held by the process training in it
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,14 +40,17 @@ from charrnn.checkpoint import (
 from charrnn.corpus import PreparedCorpus, prepare_corpus
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.files import CheckpointError, make_folder, read_json, write_json
-from charrnn.training.reporting import METRICS_FILE, PLOT_FILE
+from charrnn.training.reporting import METRICS_FILE, PLOT_FILE, SAMPLES_FILE
 from charrnn.training.settings import TrainConfig
 from charrnn.vocabulary import Vocabulary
 
 DATA_FOLDER = "data"
 LOCK_FILE = ".lock"
 #: What a run adds to its folder (removed again when a new run fails before its first step).
-RUN_ENTRIES = (DATA_FOLDER, CHECKPOINTS_FOLDER, CONFIG_FILE, VOCAB_FILE, METRICS_FILE, PLOT_FILE, LOCK_FILE)
+RUN_ENTRIES = (DATA_FOLDER, CHECKPOINTS_FOLDER, CONFIG_FILE, VOCAB_FILE, METRICS_FILE, PLOT_FILE, SAMPLES_FILE,
+               LOCK_FILE)
+#: The name of an evaluation's kept checkpoint (``--keep``): its step and validation loss.
+HISTORY_NAME = re.compile(r"step-(\d+)-loss-\d+\.\d+")
 
 
 @contextmanager
@@ -129,6 +135,26 @@ class RunDirectory:
         """Where the ``kind`` ('latest', 'best') checkpoint goes."""
         return self.checkpoints / kind
 
+    def history_checkpoint(self, step: int, val_loss: float) -> Path:
+        """Where the checkpoint kept for the evaluation at ``step`` goes (``--keep``)."""
+        return self.checkpoints / f"step-{step:06d}-loss-{val_loss:.4f}"
+
+    def history(self) -> list[Path]:
+        """The kept evaluation checkpoints, oldest first."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [(int(match.group(1)), path) for path in self.checkpoints.iterdir()
+                 if path.is_dir() and (match := HISTORY_NAME.fullmatch(path.name))]
+        return [path for _, path in sorted(found)]
+
+    def prune_history(self, keep: int) -> None:
+        """Remove the kept checkpoints beyond the newest ``keep``; each is renamed out of the way
+        first, so none is ever seen half removed."""
+        for path in self.history()[:-keep] if keep else []:
+            parked = path.with_name(f".removing-{path.name}")
+            os.replace(path, parked)
+            shutil.rmtree(parked, ignore_errors=True)
+
     def existing_checkpoints(self) -> tuple[Path | None, Path | None]:
         """The whole ``(latest, best)`` checkpoints saved so far (None where there is none)."""
         return existing_checkpoint(self.checkpoint(LATEST)), existing_checkpoint(self.checkpoint(BEST))
@@ -157,9 +183,9 @@ class RunDirectory:
         })
         vocabulary.save(self.vocabulary_file)
 
-    def prepare_corpus(self, paths: list[str], encoding: str) -> PreparedCorpus:
-        """Encode a new run's corpus into ``data/``."""
-        return prepare_corpus(paths, self.data, encoding)
+    def prepare_corpus(self, paths: list[str], encoding: str, extends: Vocabulary | None = None) -> PreparedCorpus:
+        """Encode a new run's corpus into ``data/`` (a fine-tuned run's vocabulary ``extends`` the model's)."""
+        return prepare_corpus(paths, self.data, encoding, extends=extends)
 
     def open_corpus(self, saved_corpus: dict, encoding: str) -> PreparedCorpus:
         """The prepared corpus of a run; re-prepared from the recorded files if it went missing."""

@@ -48,10 +48,14 @@ PRESETS: dict[str, dict] = {
 #: Settings a resumed run may change freely (how long, how often, where), as opposed to the
 #: ones that define the run.
 FREE_ON_RESUME = frozenset({"max_steps", "epochs", "max_time", "eval_every", "eval_characters",
-                            "log_every", "device", "amp", "num_threads"})
+                            "log_every", "device", "amp", "num_threads", "early_stop", "keep", "sample_every",
+                            "sample_length", "sample_prime", "sample_temperature"})
 #: Settings a resumed run can never change: the weights or the data split depend on them.
 FIXED_ON_RESUME = frozenset({"cell", "hidden_size", "num_layers", "embedding_size", "val_fraction",
-                             "encoding"})
+                             "encoding", "init_from"})
+#: With no --eval-every, a run is evaluated about this many times (every step budget's tenth),
+#: but never more often than every MIN_EVAL_EVERY steps nor less often than every MAX_EVAL_EVERY.
+EVALUATIONS_PER_RUN, MIN_EVAL_EVERY, MAX_EVAL_EVERY = 10, 25, 500
 
 
 @dataclass(kw_only=True)
@@ -117,8 +121,15 @@ class TrainConfig(ModelSettings, OptimizationSettings):
     last part of the text), ``encoding``; ``batch_size`` counts parallel streams per process.
     Length: ``max_steps``, ``epochs`` and ``max_time`` (seconds of training); the first reached
     stops the run, and with none given it stops after :data:`DEFAULT_MAX_STEPS` steps.
-    Evaluation: every ``eval_every`` steps on at most ``eval_characters`` characters of the
-    validation split (0: all of it); a log line every ``log_every`` steps.
+    Evaluation: every ``eval_every`` steps (default: :func:`default_eval_every`) on at most
+    ``eval_characters`` characters of the validation split (0: all of it); a log line every
+    ``log_every`` steps. ``early_stop``: stop when that many evaluations in a row have not
+    improved on the best validation loss. ``keep``: besides ``best`` and ``latest``, keep the
+    last ``keep`` evaluated checkpoints as ``checkpoints/step-<step>-loss-<val>``.
+    Watching: every ``sample_every`` steps, a ``sample_length``-character sample from
+    ``sample_prime`` at ``sample_temperature`` is printed and appended to ``samples.jsonl``.
+    Fine-tuning: ``init_from`` (a checkpoint, run folder or pretrained name) gives the model's
+    shape and starting weights; its vocabulary is extended by the corpus's new characters.
     """
 
     sequence_length: int = 64
@@ -127,11 +138,18 @@ class TrainConfig(ModelSettings, OptimizationSettings):
     max_steps: int | None = None
     epochs: float | None = None
     max_time: float | None = None
-    eval_every: int = 500
+    eval_every: int | None = None
     # Covers the whole validation split of a small corpus (tinyshakespeare's last 10% is 111,540
     # characters, and its hardest part is at the very end), and caps the cost on a large one.
     eval_characters: int = 200_000
     log_every: int = 50
+    early_stop: int | None = None
+    keep: int = 0
+    sample_every: int | None = None
+    sample_length: int = 200
+    sample_prime: str = ""
+    sample_temperature: float = 0.8
+    init_from: str | None = None
 
     def __post_init__(self):
         self.validate()
@@ -140,10 +158,19 @@ class TrainConfig(ModelSettings, OptimizationSettings):
         """Raise :class:`~charrnn.errors.SettingError` naming the first setting out of range."""
         self.check_model_settings()
         self.check_optimization_settings()
-        for name in ("sequence_length", "eval_every", "log_every"):
+        for name in ("sequence_length", "log_every", "sample_length"):
             check_integer(name, getattr(self, name))
-        check_integer("eval_characters", self.eval_characters, minimum=0)
-        check_optional(check_integer, "max_steps", self.max_steps)
+        for name in ("eval_characters", "keep"):
+            check_integer(name, getattr(self, name), minimum=0)
+        for name in ("max_steps", "eval_every", "early_stop", "sample_every"):
+            check_optional(check_integer, name, getattr(self, name))
+        check_number("sample_temperature", self.sample_temperature, low=0.0, low_open=True)
+        for name in ("sample_prime", "init_from"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise SettingError(f"{flag(name)} must be text, got {value!r}")
+        if self.init_from == "":
+            raise SettingError("--init-from must name a checkpoint, a run folder or a pretrained model")
         check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
         for name in ("epochs", "max_time"):
             check_optional(check_number, name, getattr(self, name), low=0.0, low_open=True)
@@ -153,6 +180,18 @@ class TrainConfig(ModelSettings, OptimizationSettings):
     def model_config(self, vocab_size: int) -> CharLMConfig:
         """The :class:`CharLMConfig` of this run's model for a vocabulary of ``vocab_size``."""
         return CharLMConfig(vocab_size=vocab_size, **self.model_settings())
+
+
+def default_eval_every(total_steps: int | None, steps_per_epoch: int) -> int:
+    """How often a run without ``--eval-every`` is evaluated.
+
+    A run of known length: about :data:`EVALUATIONS_PER_RUN` times (a 900-step run every 90
+    steps), so that a small corpus's over-fitting shows; a run limited only by time: once an
+    epoch. Either way within [:data:`MIN_EVAL_EVERY`, :data:`MAX_EVAL_EVERY`] steps, since each
+    evaluation also saves a checkpoint.
+    """
+    every = -(-total_steps // EVALUATIONS_PER_RUN) if total_steps else steps_per_epoch
+    return max(MIN_EVAL_EVERY, min(MAX_EVAL_EVERY, every))
 
 
 # -- where settings come from --------------------------------------------------------------------
@@ -216,8 +255,9 @@ def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str |
                      saved_source: str = "the saved run") -> TrainConfig:
     """The settings of a run, from its layers, and a :class:`SettingError` for what conflicts.
 
-    A new run (``saved`` None): the defaults, then ``preset`` (or the file's ``preset`` key),
-    then ``config_file``, then ``flags``. A resumed run: ``saved``, changed by the file and
+    A new run (``saved`` None): the defaults, then (with ``init_from``) the trained model's
+    settings, then ``preset`` (or the file's ``preset`` key), then ``config_file``, then
+    ``flags``; a fine-tuned run that would change the model's shape is refused. A resumed run: ``saved``, changed by the file and
     the flags as :func:`resolve_resume` allows (``override`` lets it change more); a preset is
     refused, since the saved settings already hold it.
     """
@@ -241,4 +281,14 @@ def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str |
     preset = preset or "default"
     if preset not in PRESETS:
         raise SettingError(f"--preset: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    return TrainConfig.from_dict({**PRESETS[preset], **requested})
+    init_from = requested.get("init_from")
+    if init_from is None:
+        return TrainConfig.from_dict({**PRESETS[preset], **requested})
+    from charrnn.training.fine_tuning import check_same_shape, source_settings
+
+    # The trained model's settings are a layer under the preset's, so that a preset or a flag
+    # that changes the shape is refused rather than ignored.
+    inherited = source_settings(TrainConfig(init_from=init_from).init_from)
+    settings = TrainConfig.from_dict({**inherited, **PRESETS[preset], **requested})
+    check_same_shape(settings, inherited)
+    return settings

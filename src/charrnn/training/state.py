@@ -29,6 +29,10 @@ class TrainingState:
         Optimizer steps taken in all (earlier sessions of a resumed run included).
     best_val_loss, last_val_loss : float or None
         The best and the last validation loss (nats).
+    best_step, evaluated_step : int or None
+        The steps of the best and of the last validation.
+    evaluations_since_best : int
+        Validations in a row that did not improve on the best (what ``--early-stop`` counts).
     elapsed : float
         Seconds of training of earlier sessions.
     window : list
@@ -38,6 +42,9 @@ class TrainingState:
     step: int = 0
     best_val_loss: float | None = None
     last_val_loss: float | None = None
+    best_step: int | None = None
+    evaluated_step: int | None = None
+    evaluations_since_best: int = 0
     elapsed: float = 0.0
     window: tuple[float, int] = (0.0, 0)
 
@@ -53,12 +60,20 @@ class TrainingState:
         self.best_val_loss = _optional_float(values["best_val_loss"])
         self.last_val_loss = _optional_float(values["last_val_loss"])
         self.elapsed = float(values["elapsed"])
+        # Checkpoints written before early stopping existed lack these.
+        self.best_step = _optional_int(values.get("best_step"))
+        self.evaluated_step = _optional_int(values.get("evaluated_step"))
+        self.evaluations_since_best = int(values.get("evaluations_since_best", 0))
         total, count = values["metrics_window"]
         self.window = (float(total), int(count))
 
 
 def _optional_float(value) -> float | None:
     return None if value is None else float(value)
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 # -- the optimizer -------------------------------------------------------------------------------
