@@ -11,10 +11,14 @@ SAMPLE_TEXT = "".join(f"line {i % 7}: the quick brown fox jumps over the lazy do
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run faster and steadier on one thread, above all on a loaded 2-core machine."""
+def one_torch_thread(monkeypatch):
+    """Tiny models run faster and steadier on one thread, above all on a loaded 2-core machine:
+    PyTorch's count, and the one ``num_threads(None)`` would choose from the load."""
+    from charrnn import devices
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    monkeypatch.setattr(devices, "default_num_threads", lambda *args, **kwargs: 1)
     yield
     torch.set_num_threads(threads)
 

@@ -154,10 +154,10 @@ def test_every_command_says_the_same_about_a_missing_gpu(texts, tmp_path, capsys
     assert not (tmp_path / "new").exists()
 
 
-def test_amp_on_a_cpu_is_refused_not_ignored(texts, tmp_path, capsys):
+def test_fp16_amp_on_a_cpu_is_refused_not_ignored(texts, tmp_path, capsys):
     corpus, _ = texts
-    status, _, err = run(capsys, "train", corpus, "--out", tmp_path / "run", *LM, "--amp", "bf16")
-    assert status == 2 and "--amp bf16 needs a CUDA device, and this run is on cpu" in err
+    status, _, err = run(capsys, "train", corpus, "--out", tmp_path / "run", *LM, "--amp", "fp16")
+    assert status == 2 and "--amp fp16 needs a CUDA device, and this run is on cpu; pass --amp bf16" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -28,7 +28,7 @@ _SETTINGS = [
     ("--batch-size", "batch_size", positive_int, "parallel streams per process"),
     ("--learning-rate", "learning_rate", float, "Adam's peak learning rate"),
     ("--min-learning-rate", "min_learning_rate", float, "rate at the end of the decay (default: a tenth of the peak)"),
-    ("--warmup-steps", "warmup_steps", non_negative_int, "steps of linear warm-up"),
+    ("--warmup-steps", "warmup_steps", non_negative_int, "steps of linear warm-up (default: 100, or the first 5%% of a shorter run)"),
     ("--decay", "decay", str, f"learning-rate decay after warm-up: {', '.join(DECAYS)}"),
     ("--weight-decay", "weight_decay", float, "decoupled weight decay (AdamW) when above 0"),
     ("--grad-clip", "grad_clip", float, "clip the gradient's global norm to this (0: no clipping)"),
@@ -54,7 +54,7 @@ _SETTINGS = [
     ("--log-every", "log_every", positive_int, "a metrics line every this many steps"),
     ("--seed", "seed", non_negative_int, "random seed"),
     ("--device", "device", str, f"{', '.join(DEVICES)} or cuda:N (auto: CUDA, then MPS, then CPU)"),
-    ("--amp", "amp", str, f"mixed precision on CUDA: {', '.join(AMP_MODES)}"),
+    ("--amp", "amp", str, f"mixed precision: {', '.join(AMP_MODES)} (bf16 on CUDA or a CPU, fp16 on CUDA)"),
     ("--threads", "num_threads", positive_int, "CPU threads (default: the cores, shared among local processes)"),
     ("--encoding", "encoding", str, "text encoding of the corpus files"),
 ]

@@ -14,7 +14,8 @@ class StepEvent:
     """One optimizer step, as its subscribers see it.
 
     ``record`` is the metrics line (``step``, ``epoch``, ``train_loss``, ``learning_rate``,
-    ``characters_per_second`` (the task's examples: texts for a classifier), ``elapsed`` and,
+    ``characters_per_second`` (the task's examples: texts for a classifier; over the wall clock
+    since the last line, evaluations and checkpoints included), ``elapsed`` and,
     after an evaluation, ``val_loss``) on the steps that log one, else None. ``epoch_ended`` is True after an epoch's last batch.
     """
 

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from charrnn.batches import StreamBatches
 from charrnn.checkpoint import MODEL_FILE, load_model, load_state_tensors, save_checkpoint
 from charrnn.corpus import PreparedCorpus, find_text_files
-from charrnn.devices import check_amp, default_num_threads, num_threads, select_device
+from charrnn.devices import ThreadGovernor, check_amp, default_num_threads, num_threads, select_device
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.evaluation import evaluate
 from charrnn.files import CheckpointError, load_tensors, read_json
@@ -41,7 +41,7 @@ from charrnn.training.distributed import DistributedContext
 from charrnn.training.events import Callback, TrainResult
 from charrnn.training.loop import EXPLODING_FACTOR, FunctionCallback, Limits, Trainer
 from charrnn.training.reporting import (METRICS_FILE, SAMPLES_FILE, MetricsCallback, MetricsLog, ProgressCallback,
-                                       SampleCallback, clock)
+                                       SampleCallback, ShortRunWarning, clock)
 from charrnn.training.run_directory import RunDirectory, clear_run, lock_run_directory, refuse_existing_run
 from charrnn.training.fine_tuning import source_vocabulary, transplant
 from charrnn.training.settings import DEFAULT_MAX_STEPS, TrainConfig, default_eval_every, resolve_settings
@@ -176,6 +176,16 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
     return trainer
 
 
+class AdaptiveThreads(Callback):
+    """A run with no ``--threads`` follows the machine's load (:class:`~charrnn.devices.ThreadGovernor`)."""
+
+    def __init__(self):
+        self.governor = ThreadGovernor()
+
+    def on_step(self, trainer: Trainer, event) -> None:
+        self.governor.update()
+
+
 def _describe(trainer: Trainer, settings: TrainConfig, characters: int) -> str:
     """What is about to happen, in a line (said first by the progress subscriber)."""
     config = trainer.model.config
@@ -188,7 +198,16 @@ def _describe(trainer: Trainer, settings: TrainConfig, characters: int) -> str:
     start = f"resuming at step {trainer.step}" if trainer.step else "training"
     return (f"{start}: {config.num_layers}x{config.hidden_size} {config.cell} ({parameters:,} parameters) on "
             f"{characters:,} characters ({config.vocab_size} distinct), batch {settings.batch_size}{processes} x "
-            f"{settings.sequence_length}, {trainer.device}, until {' or '.join(limits)}{where}")
+            f"{settings.sequence_length}, {_machine(trainer.device, settings)}, until {' or '.join(limits)}{where}")
+
+
+def _machine(device: torch.device, settings: TrainConfig) -> str:
+    """The device, and on a CPU its threads (and whether they follow the load)."""
+    if device.type != "cpu":
+        return str(device)
+    threads = torch.get_num_threads()
+    chosen = "" if settings.num_threads else ", following the load"
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''}{chosen})"
 
 
 def _describe_corpus(corpus: PreparedCorpus, skipped: list[Path], listed: int = 8) -> str:
@@ -429,9 +448,12 @@ def _start_trainer(run: RunDirectory, settings: TrainConfig, paths: list[str], s
     reporters = []
     if context.is_main:
         progress_callback = ProgressCallback(enabled=progress is not False)
-        reporters = [progress_callback, MetricsCallback(run.path)]
+        reporters = [progress_callback, MetricsCallback(run.path),
+                     ShortRunWarning(corpus.vocabulary.size, say=progress_callback.say)]
         if settings.sample_every:
             reporters.append(SampleCallback(run.path, corpus.vocabulary, settings, say=progress_callback.say))
+    if settings.num_threads is None and device.type == "cpu" and context.local_world_size == 1:
+        reporters.append(AdaptiveThreads())
     trainer = language_model_trainer(settings, corpus, run.path, context, device, [*reporters, *callbacks])
     if resume:
         latest, _ = trainer.checkpointer.existing()

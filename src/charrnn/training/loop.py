@@ -350,19 +350,21 @@ class Trainer:
         self._emit("on_step", event)
         if evaluate_now and self.checkpointer is not None:
             self.save(("latest", "best") if improved else ("latest",))
-        if event.record is not None:
-            self._session.window_start = time.perf_counter()  # evaluation time is not training time
         return event
 
     def _flush_window(self, learning_rate: float) -> dict:
         """The metrics line for the steps since the last one."""
         total, count = self.state.window
         self.state.window = (0.0, 0)
-        seconds = max(time.perf_counter() - self._session.window_start, 1e-9)
+        # The rate over the wall clock since the last line, evaluations and saves included: what
+        # the person waiting sees, not the training steps' rate alone.
+        now = time.perf_counter()
+        seconds, self._session.window_start = max(now - self._session.window_start, 1e-9), now
         self.last_train_loss = total / count if count else None
         return {"step": self.step, "epoch": self.task.epoch, "train_loss": self.last_train_loss,
                 "learning_rate": learning_rate,
-                "characters_per_second": count * self.task.examples_per_step / seconds, "elapsed": self.elapsed()}
+                "characters_per_second": count * self.task.examples_per_step / seconds, "elapsed": self.elapsed(),
+                "threads": torch.get_num_threads()}
 
     def save(self, kinds: Sequence[str] = ("latest",)) -> Path | None:
         """Save a checkpoint of each kind through the checkpointer (every process must call it)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -236,3 +237,47 @@ class SampleCallback(Callback):
                          "prime": settings.sample_prime, "temperature": settings.sample_temperature, "text": text})
         self.say(f"--- sample at step {event.step} (temperature {settings.sample_temperature:g}) ---\n"
                  f"{settings.sample_prime}{text}\n---")
+
+
+class ShortRunWarning(Callback):
+    """Says when a run is too short to learn, rather than letting it end silently with nothing learned.
+
+    A run limited by time is judged after its first :attr:`CHECK_AT` steps (or :attr:`CHECK_SHARE`
+    of its time, if that comes first): at the speed so far,
+    fewer than :attr:`MIN_STEPS` steps in all is a warning. Any run whose last validation loss is
+    above :attr:`UNIFORM_SHARE` of a uniform guess's (ln V nats) ends with one: it has not even
+    learned how often each character occurs.
+    """
+
+    CHECK_AT, CHECK_SHARE, MIN_STEPS, UNIFORM_SHARE = 10, 0.1, 100, 0.95
+
+    def __init__(self, vocab_size: int, say):
+        self.uniform, self.vocab_size, self.say = math.log(vocab_size), vocab_size, say
+        self.first_step: int | None = None
+
+    def on_start(self, trainer) -> None:
+        self.first_step, self.checked = trainer.step, False
+
+    def on_step(self, trainer, event) -> None:
+        max_time = trainer.limits.max_time
+        if not max_time or self.checked:
+            return
+        if event.step - self.first_step < self.CHECK_AT and trainer.elapsed() < self.CHECK_SHARE * max_time:
+            return
+        self.checked = True
+        speed, left = trainer.speed_and_eta()
+        steps_per_second = speed / trainer.task.examples_per_step
+        expected = event.step + int(steps_per_second * max(left or 0.0, 0.0))
+        if trainer.total_steps is not None:
+            expected = min(expected, trainer.total_steps)
+        if expected < self.MIN_STEPS:
+            self.say(f"charrnn: warning: at {steps_per_second:.2g} steps/s this run will take about {expected} steps "
+                     f"in --max-time {max_time:g}, too few to learn much; give more time, a smaller model "
+                     f"(--hidden-size) or more --threads if cores are free")
+
+    def on_stop(self, trainer, result) -> None:
+        loss = result.val_loss
+        if loss is not None and result.exit_code == 0 and loss > self.UNIFORM_SHARE * self.uniform:
+            self.say(f"charrnn: warning: the validation loss {loss:.2f} is hardly below a uniform guess's "
+                     f"{self.uniform:.2f} (ln {self.vocab_size}): in {result.step} steps the model learned almost "
+                     f"nothing; train longer or at a higher --learning-rate")

@@ -5,6 +5,12 @@ Examples
 >>> schedule = Schedule(learning_rate=1e-2, final_learning_rate=1e-3, warmup_steps=10)
 >>> round(schedule.rate(0, 0.0), 6), round(schedule.rate(9, 0.0), 6), round(schedule.rate(99, 1.0), 6)
 (0.001, 0.01, 0.001)
+
+A warm-up that also ends after a fraction of the run, for runs too short for 100 steps of it:
+
+>>> short = Schedule(learning_rate=1e-2, final_learning_rate=1e-3, warmup_steps=100, warmup_fraction=0.05)
+>>> round(short.rate(0, 0.0), 6), round(short.rate(2, 3 / 20), 6) > 0.008
+(0.0001, True)
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ DECAYS = ("cosine", "linear", "constant")
 class Schedule:
     """Warm-up over ``warmup_steps``, then ``decay`` from ``learning_rate`` to ``final_learning_rate``.
 
-    ``decay`` is 'cosine', 'linear' or 'constant' (the peak throughout).
+    ``decay`` is 'cosine', 'linear' or 'constant' (the peak throughout). With
+    ``warmup_fraction``, the warm-up ends at the latest when that fraction of the run is done,
+    so that a run shorter than its warm-up still trains at its peak rate.
     """
 
     learning_rate: float
     final_learning_rate: float
     warmup_steps: int = 0
     decay: str = "cosine"
+    warmup_fraction: float | None = None
 
     def rate(self, step: int, progress: float) -> float:
         """The rate of step ``step`` (0-based) when the run is ``progress`` (0..1) done.
@@ -33,8 +42,10 @@ class Schedule:
         Progress is the trainer's to measure: in steps, or in time for a run limited by time,
         so that the decay reaches its floor at the run's end either way.
         """
-        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
         progress = min(max(progress, 0.0), 1.0)
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.warmup_fraction:
+            warm = max(warm, min(1.0, progress / self.warmup_fraction))
         top, bottom = self.learning_rate, self.final_learning_rate
         if self.decay == "cosine":
             rate = bottom + (top - bottom) * 0.5 * (1.0 + math.cos(math.pi * progress))

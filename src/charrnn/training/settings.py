@@ -31,6 +31,9 @@ from charrnn.training.schedule import DECAYS, Schedule
 
 #: When no --max-steps, --epochs or --max-time is given, training stops after this many steps.
 DEFAULT_MAX_STEPS = 5000
+#: With no --warmup-steps, the warm-up lasts this many steps, or this fraction of a shorter run:
+#: a fixed 100 steps left a 19-step run (--max-time 60 on a busy CPU) at a fifth of its peak rate.
+DEFAULT_WARMUP_STEPS, DEFAULT_WARMUP_FRACTION = 100, 0.05
 AMP_MODES = ("none", "bf16", "fp16")
 
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
@@ -63,11 +66,12 @@ class OptimizationSettings:
     """How a charrnn model is optimised, for the language model and the classifier alike.
 
     Adam (AdamW when ``weight_decay`` is above 0) at ``learning_rate`` with ``warmup_steps`` of
-    linear warm-up, then a ``decay`` ('cosine', 'linear' or 'constant') down to
+    linear warm-up (default: :data:`DEFAULT_WARMUP_STEPS`, or the first
+    :data:`DEFAULT_WARMUP_FRACTION` of a shorter run), then a ``decay`` ('cosine', 'linear' or 'constant') down to
     ``min_learning_rate`` (default a tenth of ``learning_rate``) at the end of the run;
     gradients clipped to a global norm of ``grad_clip`` (0 turns clipping off); ``batch_size``
     examples (streams, texts) per step; ``seed``; ``device`` ('auto', 'cpu', 'cuda', 'cuda:N',
-    'mps'); ``amp`` ('none', 'bf16', 'fp16'; CUDA only); ``num_threads`` (CPU threads).
+    'mps'); ``amp`` ('none'; 'bf16' on CUDA or a CPU; 'fp16' on CUDA); ``num_threads`` (CPU threads).
     """
 
     batch_size: int = 32
@@ -76,7 +80,7 @@ class OptimizationSettings:
     # 1.59 at 3e-3.
     learning_rate: float = 1e-2
     min_learning_rate: float | None = None
-    warmup_steps: int = 100
+    warmup_steps: int | None = None
     decay: str = "cosine"
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -91,7 +95,7 @@ class OptimizationSettings:
     def check_optimization_settings(self) -> None:
         """Raise :class:`~charrnn.errors.SettingError` naming the first setting out of range."""
         check_integer("batch_size", self.batch_size)
-        check_integer("warmup_steps", self.warmup_steps, minimum=0)
+        check_optional(check_integer, "warmup_steps", self.warmup_steps, minimum=0)
         check_integer("seed", self.seed, minimum=0)
         check_optional(check_integer, "num_threads", self.num_threads)
         check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
@@ -108,6 +112,8 @@ class OptimizationSettings:
         final = self.min_learning_rate
         if final is None:
             final = self.learning_rate if self.decay == "constant" else self.learning_rate / 10
+        if self.warmup_steps is None:
+            return Schedule(self.learning_rate, final, DEFAULT_WARMUP_STEPS, self.decay, DEFAULT_WARMUP_FRACTION)
         return Schedule(self.learning_rate, final, self.warmup_steps, self.decay)
 
 
