@@ -220,8 +220,17 @@ def read_json(path: str | os.PathLike):
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> Path:
-    """Write ``tensors`` to a safetensors file, atomically (tensors are moved to the CPU)."""
-    cpu = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    """Write ``tensors`` to a safetensors file, atomically (tensors are moved to the CPU).
+
+    Tensors that share memory (a tied embedding and output layer) are written as copies:
+    safetensors refuses shared storage, and loading fills both names again.
+    """
+    cpu, seen = {}, set()
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        pointer = tensor.untyped_storage().data_ptr()
+        cpu[name] = tensor.clone() if pointer in seen else tensor
+        seen.add(pointer)
     return atomic_write(path, save_safetensors_bytes(cpu, metadata=metadata))
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from charrnn.cells import CELL_TYPES, BasicLSTMCell, MultiRNNCell, make_cell
 from charrnn.checks import check_choice, check_integer, check_number
@@ -67,10 +68,46 @@ class ModelSettings:
             raise SettingError(f"{prefix}{error}") from None
 
 
+@dataclass(kw_only=True)
+class LanguageModelSettings(ModelSettings):
+    """The language model's own settings, besides its :class:`ModelSettings`: the regularisers
+    of long runs that AWD-LSTM brought to word models (Merity et al. 2017), each off by default.
+
+    ``weight_dropout``: DropConnect on every hidden-to-hidden matrix, one mask per batch (the
+    fused kernels run on the masked matrices). ``input_dropout``: locked (variational) dropout
+    on the embeddings, one mask per stream for the whole sequence. ``locked_dropout``: make the
+    dropout before the output layer (``dropout``) locked too. ``tie_weights``: the output layer
+    shares the embedding's matrix (needs ``embedding_size == hidden_size``).
+    """
+
+    weight_dropout: float = 0.0
+    input_dropout: float = 0.0
+    locked_dropout: bool = False
+    tie_weights: bool = False
+
+    def check_model_settings(self) -> None:
+        super().check_model_settings()
+        for name in ("weight_dropout", "input_dropout"):
+            check_number(name, getattr(self, name), low=0.0, high=1.0, high_open=True)
+        for name in ("locked_dropout", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.tie_weights and self.embedding_size != self.hidden_size:
+            raise SettingError(f"--tie-weights needs --embedding-size equal to --hidden-size, got "
+                               f"{self.embedding_size} and {self.hidden_size}")
+        if self.weight_dropout and self.cell == "gru":
+            raise SettingError("--weight-dropout needs a cell with hidden-to-hidden matrices of its own: lstm, rnn "
+                               "or gru-reset-after, not TensorFlow 1's gru")
+
+    def model_settings(self) -> dict:
+        """The :class:`LanguageModelSettings` fields and their values."""
+        return {field.name: getattr(self, field.name) for field in fields(LanguageModelSettings)}
+
+
 @dataclass
-class CharLMConfig(ModelSettings):
+class CharLMConfig(LanguageModelSettings):
     """What it takes to rebuild a :class:`CharLM` (saved as ``config.json``): its
-    :class:`ModelSettings` and ``vocab_size``."""
+    :class:`LanguageModelSettings` and ``vocab_size``."""
 
     vocab_size: int
 
@@ -92,12 +129,43 @@ def make_cell_stack(config: ModelSettings) -> MultiRNNCell:
     return MultiRNNCell(cells, dropout=config.dropout)
 
 
+class LockedDropout(nn.Module):
+    """Dropout with one mask per stream for a whole sequence: ``(B, T, D)`` masked by ``(B, 1, D)``
+    (Gal and Ghahramani's variational dropout), so a unit is dropped at every step or none."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return inputs
+        keep = inputs.new_empty(inputs.shape[0], 1, inputs.shape[2]).bernoulli_(1.0 - self.p)
+        return inputs * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _Unroll(nn.Module):
+    """``dynamic_rnn`` over a stack, as a module, so that ``torch.func.functional_call`` can run
+    it on masked hidden-to-hidden matrices (weight dropout) without touching the stack's own."""
+
+    def __init__(self, rnn: MultiRNNCell):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, inputs: torch.Tensor, state):
+        return dynamic_rnn(self.rnn, inputs, initial_state=state)
+
+
 class CharLM(nn.Module):
     """A character-level language model.
 
-    ``ids`` ``(B, T)`` → embedding ``(B, T, E)`` → stack of ``num_layers`` cells with
-    ``hidden_size`` units, dropout between layers → dropout → dense → logits ``(B, T, V)``.
-    An LSTM's forget gate gets ``config.forget_bias``.
+    ``ids`` ``(B, T)`` → embedding ``(B, T, E)`` → input dropout → stack of ``num_layers`` cells
+    with ``hidden_size`` units, dropout between layers → dropout → dense → logits ``(B, T, V)``.
+    An LSTM's forget gate gets ``config.forget_bias``. The regularisers of
+    :class:`LanguageModelSettings` act in training only.
     The stack runs on PyTorch's fused kernels when the cell type has a fused form
     (``lstm``, ``rnn``, ``gru-reset-after``); TensorFlow 1's ``gru`` runs step by step.
     """
@@ -110,9 +178,14 @@ class CharLM(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.input_dropout = LockedDropout(config.input_dropout)
         self.rnn = make_cell_stack(config)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = LockedDropout(config.dropout) if config.locked_dropout else nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight  # (V, H) both: one matrix, read both ways
+        # Not a registered child: the stack's weights stay under `rnn.` in the state dict.
+        object.__setattr__(self, "_unroll", _Unroll(self.rnn))
 
     @staticmethod
     def expected_shapes(config: CharLMConfig) -> dict[str, tuple[int, ...]]:
@@ -126,8 +199,13 @@ class CharLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, state=None):
         """``ids`` ``(B, T)`` and a state (zeros if None) → ``(logits (B, T, V), final_state)``."""
-        embedded = self.embedding(ids)  # (B, T, E)
-        outputs, state = dynamic_rnn(self.rnn, embedded, initial_state=state)  # (B, T, H)
+        embedded = self.input_dropout(self.embedding(ids))  # (B, T, E)
+        if self.training and self.config.weight_dropout:
+            masked = {f"rnn.{name}": F.dropout(weight, self.config.weight_dropout)
+                      for name, weight in self.rnn.named_parameters() if name.endswith("weight_hh")}
+            outputs, state = torch.func.functional_call(self._unroll, masked, (embedded, state))  # (B, T, H)
+        else:
+            outputs, state = dynamic_rnn(self.rnn, embedded, initial_state=state)  # (B, T, H)
         return self.head(self.dropout(outputs)), state  # (B, T, V)
 
 

@@ -24,6 +24,11 @@ _SETTINGS = [
     ("--embedding-size", "embedding_size", positive_int, "character embedding size"),
     ("--dropout", "dropout", float, "dropout between layers and before the output, in [0, 1)"),
     ("--forget-bias", "forget_bias", float, "added to the LSTM's forget gate (TensorFlow's cell: 1.0)"),
+    ("--weight-dropout", "weight_dropout", float,
+     "DropConnect on the hidden-to-hidden matrices, one mask per batch (AWD-LSTM), in [0, 1)"),
+    ("--input-dropout", "input_dropout", float, "locked dropout on the embeddings, one mask per stream, in [0, 1)"),
+    ("--locked-dropout", "locked_dropout", bool, "make --dropout before the output layer one mask per stream"),
+    ("--tie-weights", "tie_weights", bool, "the output layer shares the embedding matrix (embedding size = hidden size)"),
     ("--sequence-length", "sequence_length", positive_int, "characters per stream per step (truncated BPTT length)"),
     ("--batch-size", "batch_size", positive_int, "parallel streams per process"),
     ("--learning-rate", "learning_rate", float, "Adam's peak learning rate"),
@@ -83,6 +88,9 @@ def add_parser(subparsers) -> None:
                         help="leave out the files of CORPUS folders whose path or name matches (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     for flag, field, kind, text in _SETTINGS:
+        if kind is bool:  # a switch; None (not given) lets the layers below decide
+            parser.add_argument(flag, dest=field, action="store_const", const=True, default=None, help=text)
+            continue
         default = getattr(defaults, field)
         shown = f" (default: {default})" if default not in (None, "") else ""
         metavar = field.upper().split("_")[-1] if kind is not str else None  # --hidden-size SIZE

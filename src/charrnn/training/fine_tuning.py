@@ -19,7 +19,7 @@ from charrnn.model import CharLM
 from charrnn.vocabulary import Vocabulary
 
 #: What fine-tuning may not change: the weights' shapes depend on it.
-SHAPE_FIELDS = ("cell", "hidden_size", "num_layers", "embedding_size")
+SHAPE_FIELDS = ("cell", "hidden_size", "num_layers", "embedding_size", "tie_weights")
 #: What a fine-tuned run takes from the trained model unless its own settings say otherwise.
 INHERITED_FIELDS = (*SHAPE_FIELDS, "dropout", "forget_bias")
 #: The tensors whose rows are characters.

@@ -26,7 +26,7 @@ from charrnn.checks import check_choice, check_integer, check_number, check_opti
 from charrnn.devices import check_device_name
 from charrnn.errors import SettingError
 from charrnn.files import read_bytes
-from charrnn.model import CharLMConfig, ModelSettings
+from charrnn.model import CharLMConfig, LanguageModelSettings
 from charrnn.training.schedule import DECAYS, Schedule
 
 #: When no --max-steps, --epochs or --max-time is given, training stops after this many steps.
@@ -55,7 +55,7 @@ FREE_ON_RESUME = frozenset({"max_steps", "epochs", "max_time", "eval_every", "ev
                             "sample_length", "sample_prime", "sample_temperature"})
 #: Settings a resumed run can never change: the weights or the data split depend on them.
 FIXED_ON_RESUME = frozenset({"cell", "hidden_size", "num_layers", "embedding_size", "val_fraction",
-                             "encoding", "init_from"})
+                             "encoding", "init_from", "tie_weights"})
 #: With no --eval-every, a run is evaluated about this many times (every step budget's tenth),
 #: but never more often than every MIN_EVAL_EVERY steps nor less often than every MAX_EVAL_EVERY.
 EVALUATIONS_PER_RUN, MIN_EVAL_EVERY, MAX_EVAL_EVERY = 10, 25, 500
@@ -118,11 +118,11 @@ class OptimizationSettings:
 
 
 @dataclass(kw_only=True)
-class TrainConfig(ModelSettings, OptimizationSettings):
+class TrainConfig(LanguageModelSettings, OptimizationSettings):
     """Everything that defines a language-model training run (saved in the run's ``config.json``).
 
-    The model's shape (:class:`~charrnn.model.ModelSettings`) and its optimisation
-    (:class:`OptimizationSettings`), and:
+    The model's shape and regularisers (:class:`~charrnn.model.LanguageModelSettings`) and its
+    optimisation (:class:`OptimizationSettings`), and:
     Data: ``sequence_length`` (steps of truncated back-propagation), ``val_fraction`` (the
     last part of the text), ``encoding``; ``batch_size`` counts parallel streams per process.
     Length: ``max_steps``, ``epochs`` and ``max_time`` (seconds of training); the first reached
