@@ -3,8 +3,9 @@
 Usage::
 
     python bench/bench_train.py                       # (a) trainer overhead, the four shapes
-    python bench/bench_train.py --quality 2min        # (b) defaults for 120 s: val loss <= 1.55
-    python bench/bench_train.py --quality 15min       # (b) preset cpu-15min: val loss <= 1.44
+    python bench/bench_train.py --quality 2min        # (b) defaults for 120 s: val loss <= 1.45
+    python bench/bench_train.py --quality 15min       # (b) preset cpu-15min: val loss <= 1.36
+    python bench/bench_train.py --quality 2min --amp none bf16   # (b) float32, then bf16 autocast
 
 (a) Trainer overhead: characters per second of our trainer's step as a user runs it --
 :meth:`charrnn.training.Trainer.advance` (the next batch of the streams, CharLM forward with
@@ -13,14 +14,15 @@ metrics window) -- against a bare loop of the same shape written the plain way: 
 ``nn.LSTM`` -> ``nn.Linear``, cross-entropy, ``torch.optim.Adam``, carried state detached.
 Shapes: 2x256 and 2x512 LSTMs, batch 32, sequence 64 and 128. The two are timed in
 alternating rounds (so a busy machine slows both alike) and each keeps its best round, by
-wall clock and by process CPU time; target: ours / bare >= 0.95. With one thread (the default
-here) the ratio is judged on CPU time, the work done, which other processes on a shared
-machine disturb least; with ``--threads 2`` on the wall clock.
+wall clock and by process CPU time; target: ours / bare >= 0.97 on the wall clock (a user
+waits for wall time; CPU time hides fsync and logging stalls). One thread by default.
 
 (b) Quality: :func:`charrnn.training.train` on tinyshakespeare (last 10% held out) for a fixed
 time, then the best checkpoint evaluated on the WHOLE validation split. Targets: <= 1.55
 nats after 2 minutes with the defaults, <= 1.44 after 15 minutes with preset ``cpu-15min``.
-The run directory is kept (``--out``) so the samples can be read.
+The run directory is kept (``--out``) so the samples can be read. ``--amp none bf16`` trains
+once in each precision, one after the other in the same run, and reports both, with the
+ratio of their characters per second.
 
 Results print with their ratios and go to ``bench/results/<name>-<time>.json``; the exit
 status is 1 when a target is missed.
@@ -29,6 +31,7 @@ status is 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -49,10 +52,10 @@ from charrnn.training.settings import PRESETS
 
 SHAPES = [(256, 64), (256, 128), (512, 64), (512, 128)]  # (hidden_size, sequence_length)
 BATCH_SIZE, EMBEDDING_SIZE, NUM_LAYERS = 32, 64, 2
-OVERHEAD_TARGET = 0.95
+OVERHEAD_TARGET = 0.97
 QUALITY = {  # name: (preset, seconds, target validation loss in nats)
-    "2min": ("default", 120.0, 1.55),
-    "15min": ("cpu-15min", 900.0, 1.44),
+    "2min": ("default", 120.0, 1.45),
+    "15min": ("cpu-15min", 900.0, 1.36),
 }
 
 
@@ -128,9 +131,7 @@ def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, ve
             row.update({f"ours_characters_per_{clock}_second": round(ours_rate),
                         f"bare_characters_per_{clock}_second": round(bare_rate),
                         f"ratio_{clock}": round(ours_rate / bare_rate, 3)})
-        # One thread: CPU time is the work done, which other processes disturb least. Several
-        # threads: CPU time also counts their waiting on each other, so judge on the wall clock.
-        clock = "cpu" if torch.get_num_threads() == 1 else "wall"
+        clock = "wall"  # what a user waits for
         row.update({"judged_on": clock, "ratio": row[f"ratio_{clock}"]})
         rows.append(row)
         verdicts.add(f"2x{hidden_size} seq {sequence_length} overhead", row["ratio"] >= OVERHEAD_TARGET,
@@ -142,11 +143,11 @@ def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, ve
 
 # -- (b) quality per CPU time -------------------------------------------------------------------
 def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_time: float | None,
-                    threads: int | None, verdicts: common.Verdicts) -> dict:
+                    threads: int | None, verdicts: common.Verdicts, amp: str = "none") -> dict:
     """Train for a fixed time, then evaluate the best checkpoint on the whole validation split."""
     default_preset, seconds, target = QUALITY[name]
     preset = preset or default_preset
-    overrides = {"max_time": max_time or seconds, "device": "cpu"}
+    overrides = {"max_time": max_time or seconds, "device": "cpu", "amp": amp}
     if threads:
         overrides["num_threads"] = threads  # train() sets the thread count itself
     settings = resolve_settings(overrides, preset=preset)
@@ -156,7 +157,7 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
     _, val_ids = PreparedCorpus.open(out / "data").split(settings.val_fraction)
     full = evaluate(loaded.model, val_ids, batch_size=settings.batch_size, sequence_length=256)
     passed = full.loss <= target
-    verdicts.add(f"quality {name}", passed,
+    verdicts.add(f"quality {name}, amp {amp}", passed,
                  f"validation loss {full.loss:.4f} nats ({full.bits_per_character:.3f} bits/char) on all "
                  f"{full.num_characters:,} validation characters; target <= {target} (ratio {full.loss / target:.3f}); "
                  f"trainer's best {result.best_val_loss}; {result.step} steps, "
@@ -165,7 +166,8 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
             "validation_loss": full.loss, "bits_per_character": full.bits_per_character,
             "validation_characters": full.num_characters, "trainer_best_val_loss": result.best_val_loss,
             "steps": result.step, "elapsed": result.elapsed, "characters_per_second": result.characters_per_second,
-            "stop_reason": result.stop_reason, "target": target, "pass": passed}
+            "stop_reason": result.stop_reason, "target": target, "pass": passed, "amp": amp,
+            "load_average_after": list(os.getloadavg())}
 
 
 def main(argv=None) -> int:
@@ -174,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="override the quality run's preset")
     parser.add_argument("--max-time", type=float, help="override the quality run's seconds of training")
     parser.add_argument("--out", type=Path, help="quality: the run directory (default: a new temporary one)")
+    parser.add_argument("--amp", nargs="+", choices=("none", "bf16"), default=["none"],
+                        help="quality: the precision(s) to train in, one run each (default: none)")
     parser.add_argument("--steps", type=positive_int, default=5, help="(a): timed steps per round")
     parser.add_argument("--shapes", nargs="+", metavar="HIDDENxSEQ",
                         help="(a): shapes to measure, e.g. 256x64 (default: the four of the issue)")
@@ -182,8 +186,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.data.is_file():
         parser.error(f"{args.data}: no such file (give the corpus with --data)")
-    # (a) runs on 1 thread unless told otherwise (judged on CPU time, which a shared machine
-    # disturbs least); --quality on PyTorch's default, the cores.
+    # (a) runs on 1 thread unless told otherwise; --quality on charrnn's default (the free cores).
     threads = args.threads or (None if args.quality else 1)
     verdicts = common.Verdicts()
     with num_threads(threads):
@@ -191,7 +194,14 @@ def main(argv=None) -> int:
         if args.quality:
             out = args.out or Path(tempfile.mkdtemp(prefix=f"charrnn-quality-{args.quality}-")) / "run"
             name = f"train-quality-{args.quality}"
-            report = measure_quality(args.quality, args.data, out, args.preset, args.max_time, args.threads, verdicts)
+            runs = [measure_quality(args.quality, args.data, out.with_name(f"{out.name}-{amp}"), args.preset,
+                                    args.max_time, args.threads, verdicts, amp) for amp in args.amp]
+            if len(runs) == 2:
+                speed = runs[1]["characters_per_second"] / runs[0]["characters_per_second"]
+                verdicts.add("amp", None, f"{runs[1]['amp']} / {runs[0]['amp']}: {speed:.2f} x the characters per "
+                             f"second, validation {runs[1]['validation_loss']:.4f} against "
+                             f"{runs[0]['validation_loss']:.4f} nats in the same time")
+            report = {"runs": runs}
         else:
             shapes = SHAPES if not args.shapes else [tuple(int(part) for part in shape.split("x"))
                                                      for shape in args.shapes]
