@@ -15,7 +15,7 @@ import sys
 from charrnn.errors import CharRNNError
 
 #: Subcommand modules, in the order ``charrnn --help`` lists them.
-COMMANDS = ["lecture", "train", "classify", "sample", "evaluate", "models", "inspect"]
+COMMANDS = ["lecture", "train", "classify", "sample", "evaluate", "models", "inspect", "studio"]
 
 
 def build_parser() -> argparse.ArgumentParser:

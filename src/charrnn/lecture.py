@@ -3,10 +3,16 @@
 Every example is a function ``example_<name>(options, say) -> ExampleResult`` where ``say``
 prints a line (``print`` by default); :func:`run_lecture` runs several in order. The code
 follows the lecture's TensorFlow 1 programs line by line, with charrnn's building blocks.
+
+The three examples that train (:data:`TRAINING_EXAMPLES`: hihello, ``' if you want you'``, the
+long sentence) share one loop, :class:`LectureTraining`, which takes one iteration per
+:meth:`~LectureTraining.step`: ``charrnn lecture`` runs it through :func:`fit`, and
+``charrnn studio`` drives the same object from its page, so both give the same numbers.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,14 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from charrnn.cells import MultiRNNCell, make_cell
+from charrnn.cells import CELL_TYPES, MultiRNNCell, make_cell
+from charrnn.checks import check_choice, check_integer, check_number, flag
+from charrnn.errors import SettingError
 from charrnn.layers import Dense
 from charrnn.losses import sequence_loss
 from charrnn.devices import num_threads
 from charrnn.optim import make_optimizer
 from charrnn.unroll import dynamic_rnn
 from charrnn.vocabulary import Vocabulary, one_hot
-from charrnn.windows import sliding_windows, text_from_windows
+from charrnn.windows import sliding_windows
 
 LONG_SEQUENCE = " if you want you"
 LONG_SENTENCE = ("if you want to build a ship, don't drum up people together to "
@@ -130,8 +138,169 @@ class LectureModel(nn.Module):
 
     def forward(self, x_one_hot: torch.Tensor) -> torch.Tensor:
         """``(B, T, C)`` one-hot inputs -> ``(B, T, classes)`` logits."""
+        return self.run(x_one_hot)[1]
+
+    def run(self, x_one_hot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, C)`` one-hot inputs -> the (top) cell's outputs ``(B, T, hidden_size)`` and the logits."""
         outputs, _ = dynamic_rnn(self.cell, x_one_hot)  # (B, T, hidden_size)
-        return outputs if self.dense is None else self.dense(outputs)
+        return outputs, (outputs if self.dense is None else self.dense(outputs))
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One of the lecture's training examples: its data and the lecture's own settings for it.
+
+    ``inputs`` and ``targets`` are ``(B, T)`` ids (``targets`` one step ahead); ``characters``
+    maps an id to its character (hihello keeps the lecture's own order ``h, i, e, l, o``).
+    """
+
+    name: str
+    inputs: torch.Tensor  # (B, T)
+    targets: torch.Tensor  # (B, T)
+    characters: tuple[str, ...]
+    cell: str
+    hidden_size: int
+    num_layers: int
+    dense: bool
+    iterations: int
+    every: int
+    learning_rate: float = 0.1
+
+    @property
+    def num_classes(self) -> int:
+        """How many characters the example tells apart (its one-hot width)."""
+        return len(self.characters)
+
+    def positions(self) -> list[tuple[int, int]]:
+        """``(row, t)`` of each character of the text, in reading order: the first row whole, then
+        the last step of each later row (for the sentence's overlapping windows; one row otherwise)."""
+        rows, steps = self.inputs.shape
+        return [(0, t) for t in range(steps)] + [(row, steps - 1) for row in range(1, rows)]
+
+    def read(self, ids: torch.Tensor) -> str:
+        """The text that ``(B, T)`` ids spell, read as :meth:`positions` orders them."""
+        return "".join(self.characters[int(ids[row, t])] for row, t in self.positions())
+
+
+def hihello_example() -> TrainingExample:
+    """'hihell' -> 'ihello': ``BasicLSTMCell(5)``, its outputs the logits, Adam 0.1, 2000 iterations."""
+    return TrainingExample("hihello", inputs=torch.tensor([[0, 1, 0, 2, 3, 3]]),  # hihell
+                           targets=torch.tensor([[1, 0, 2, 3, 3, 4]]),  # ihello
+                           characters=("h", "i", "e", "l", "o"),  # the lecture's own order
+                           cell="lstm", hidden_size=5, num_layers=1, dense=False, iterations=2000, every=200)
+
+
+def long_sequence_example() -> TrainingExample:
+    """``' if you want you'``: LSTM (hidden = vocabulary size) + dense, 50 iterations."""
+    vocabulary = Vocabulary.from_text(LONG_SEQUENCE)
+    ids = torch.from_numpy(vocabulary.encode(LONG_SEQUENCE))
+    return TrainingExample("long-sequence", inputs=ids[:-1].unsqueeze(0), targets=ids[1:].unsqueeze(0),  # (1, 15)
+                           characters=tuple(vocabulary.characters), cell="lstm", hidden_size=vocabulary.size,
+                           num_layers=1, dense=True, iterations=50, every=5)
+
+
+def long_sentence_example(sequence_length: int = 10) -> TrainingExample:
+    """The 180-character sentence: windows of 10, a 2-layer LSTM stack + dense, 500 iterations."""
+    vocabulary = Vocabulary.from_text(LONG_SENTENCE)
+    x_windows, y_windows = sliding_windows(vocabulary.encode(LONG_SENTENCE), sequence_length)  # (170, 10)
+    return TrainingExample("long-sentence", inputs=x_windows, targets=y_windows,
+                           characters=tuple(vocabulary.characters), cell="lstm", hidden_size=vocabulary.size,
+                           num_layers=2, dense=True, iterations=500, every=50)
+
+
+#: The examples that train, by name.
+TRAINING_EXAMPLES: dict[str, Callable[[], TrainingExample]] = {
+    "hihello": hihello_example,
+    "long-sequence": long_sequence_example,
+    "long-sentence": long_sentence_example,
+}
+
+
+@dataclass(frozen=True)
+class LectureSettings:
+    """What a learner may change in a training example; None means the lecture's own value."""
+
+    seed: int = 0
+    cell: str | None = None
+    hidden_size: int | None = None
+    learning_rate: float | None = None
+    optimizer: str = "tf-adam"
+    dense: bool | None = None
+
+
+# The model is drawn from PyTorch's global generator (the cells take no generator of their own):
+# one build at a time, on a forked generator state, so that builds in several threads (the
+# studio's jobs) each see exactly their seed, and the caller's generator is left as it was.
+_BUILD_LOCK = threading.Lock()
+
+
+class LectureTraining:
+    """The lecture's training loop, one iteration at a time.
+
+    Adam on ``sequence_loss`` with unit weights, as the lecture's ``sess.run([loss, train])``:
+    :meth:`step` runs one iteration and returns the loss before the update. ``charrnn lecture``
+    (through :func:`fit`) and ``charrnn studio`` both drive this object, so the same seed and
+    settings give the same numbers in both.
+    """
+
+    def __init__(self, model: LectureModel, x_one_hot: torch.Tensor, targets: torch.Tensor,
+                 learning_rate: float, optimizer_name: str):
+        self.model = model
+        self.x_one_hot = x_one_hot  # (B, T, C)
+        self.targets = targets  # (B, T)
+        self.weights = torch.ones(targets.shape)  # (B, T)
+        self.optimizer = make_optimizer(optimizer_name, model.parameters(), learning_rate)
+        self.iteration = 0
+        self.example: TrainingExample | None = None
+
+    @classmethod
+    def for_example(cls, example: TrainingExample, settings: LectureSettings = LectureSettings()) -> LectureTraining:
+        """The model of ``example`` drawn from ``settings.seed``, ready to train.
+
+        Raises :class:`~charrnn.errors.SettingError` for a setting out of range, among them a
+        hidden size other than the number of characters without the dense layer (the cell's
+        outputs are then the logits).
+        """
+        kind = check_choice("cell", settings.cell or example.cell, sorted(CELL_TYPES))
+        hidden_size = check_integer("hidden_size", example.hidden_size if settings.hidden_size is None
+                                    else settings.hidden_size)
+        learning_rate = check_number("learning_rate", example.learning_rate if settings.learning_rate is None
+                                     else settings.learning_rate, low=0, low_open=True)
+        optimizer = check_choice("optimizer", settings.optimizer, ["adam", "tf-adam"])
+        dense = example.dense if settings.dense is None else bool(settings.dense)
+        if not dense and hidden_size != example.num_classes:
+            raise SettingError(f"without the dense layer the cell's outputs are the logits: {flag('hidden_size')} "
+                               f"must be {example.num_classes} (the number of characters), got {hidden_size}")
+        seed = check_integer("seed", settings.seed, minimum=-2**63, maximum=2**64 - 1)  # torch.manual_seed's range
+        with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if example.num_layers == 1:
+                cell = make_cell(kind, hidden_size)
+            else:
+                cell = MultiRNNCell([make_cell(kind, hidden_size) for _ in range(example.num_layers)])
+            model = LectureModel(cell, example.num_classes, example.num_classes if dense else None)
+        training = cls(model, one_hot(example.inputs, example.num_classes), example.targets, learning_rate,
+                       optimizer)
+        training.example = example
+        return training
+
+    def step(self) -> torch.Tensor:
+        """One iteration: the loss (a 0-d tensor, before the update), then the update."""
+        loss = sequence_loss(self.model(self.x_one_hot), self.targets, self.weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        return loss.detach()
+
+    @torch.no_grad()
+    def outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (top) cell's outputs ``(B, T, hidden_size)`` and the logits ``(B, T, classes)`` now."""
+        return self.model.run(self.x_one_hot)
+
+    def predict(self) -> torch.Tensor:
+        """The argmax prediction ``(B, T)`` now, as the lecture's ``tf.argmax(outputs, axis=2)``."""
+        return self.outputs()[1].argmax(dim=2)
 
 
 def fit(model: LectureModel, x_one_hot: torch.Tensor, targets: torch.Tensor, iterations: int,
@@ -143,21 +312,34 @@ def fit(model: LectureModel, x_one_hot: torch.Tensor, targets: torch.Tensor, ite
     prediction after it, as the lecture's ``sess.run`` pair does. Returns the last loss and
     the final prediction ``(B, T)``.
     """
-    optimizer = make_optimizer(optimizer_name, model.parameters(), learning_rate)
-    weights = torch.ones(targets.shape)
+    return train_and_print(LectureTraining(model, x_one_hot, targets, learning_rate, optimizer_name),
+                           iterations, every, describe, say)
+
+
+def train_and_print(training: LectureTraining, iterations: int, every: int,
+                    describe: Callable[[torch.Tensor], str], say: Say) -> tuple[float, torch.Tensor]:
+    """Run ``iterations`` of ``training``, printing a line every ``every`` as :func:`fit` does."""
     loss = torch.tensor(float("nan"))
     for iteration in range(iterations):
-        loss = sequence_loss(model(x_one_hot), targets, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = training.step()
         if every and (iteration % every == 0 or iteration == iterations - 1):
-            with torch.no_grad():
-                prediction = model(x_one_hot).argmax(dim=2)
-            say(f"{iteration} loss: {loss.item():.6g} prediction: {describe(prediction)}")
-    with torch.no_grad():
-        prediction = model(x_one_hot).argmax(dim=2)  # (B, T)
-    return loss.item(), prediction
+            say(f"{iteration} loss: {loss.item():.6g} prediction: {describe(training.predict())}")
+    return loss.item(), training.predict()
+
+
+def _settings(options: LectureOptions, name: str) -> LectureSettings:
+    """The command line's options as one training example's settings (``--dense`` is hihello's)."""
+    return LectureSettings(seed=options.seed, cell=options.cell, optimizer=options.optimizer,
+                           dense=options.dense if name == "hihello" else None)
+
+
+def _train_example(name: str, options: LectureOptions, say: Say, describe) -> tuple[TrainingExample, float,
+                                                                                   torch.Tensor]:
+    example = TRAINING_EXAMPLES[name]()
+    training = LectureTraining.for_example(example, _settings(options, name))
+    loss, prediction = train_and_print(training, options.iterations or example.iterations,
+                                       options.every or example.every, lambda p: describe(example, p), say)
+    return example, loss, prediction
 
 
 def example_hihello(options: LectureOptions, say: Say = print) -> ExampleResult:
@@ -167,22 +349,12 @@ def example_hihello(options: LectureOptions, say: Say = print) -> ExampleResult:
     cannot fall below ``-log(e / (e + 4/e)) ≈ 0.433``; the lecture's printed 1.58e-05 must
     have come from a model with a projection, which ``options.dense`` adds.
     """
-    torch.manual_seed(options.seed)
-    idx2char = ["h", "i", "e", "l", "o"]  # the lecture's own order
-    x_data = torch.tensor([[0, 1, 0, 2, 3, 3]])  # hihell
-    y_data = torch.tensor([[1, 0, 2, 3, 3, 4]])  # ihello
-    num_classes = hidden_size = len(idx2char)
-    x_one_hot = one_hot(x_data, num_classes)  # (1, 6, 5)
-    cell = _cell(options, "lstm", hidden_size)
-    model = LectureModel(cell, num_classes, num_classes if options.dense else None)
-    iterations = options.iterations or 2000
+    def describe(example, prediction):
+        return (f"{prediction.tolist()} true Y: {example.targets.tolist()} str: "
+                f"{''.join(example.characters[i] for i in prediction[0])}")
 
-    def describe(prediction):
-        return f"{prediction.tolist()} true Y: {y_data.tolist()} str: {''.join(idx2char[i] for i in prediction[0])}"
-
-    loss, prediction = fit(model, x_one_hot, y_data, iterations, 0.1, options.optimizer,
-                           options.every or 200, describe, say)
-    text = "".join(idx2char[i] for i in prediction[0])
+    example, loss, prediction = _train_example("hihello", options, say, describe)
+    text = example.read(prediction)
     floor = "" if options.dense else (
         " (without a dense layer the loss cannot go below 0.433: LSTM outputs lie in (-1, 1); "
         "the lecture's 1.58e-05 needs --dense)")
@@ -191,26 +363,11 @@ def example_hihello(options: LectureOptions, say: Say = print) -> ExampleResult:
                          {"prediction": text, "loss": loss})
 
 
-def _train_on_text(windows_x: torch.Tensor, windows_y: torch.Tensor, vocabulary: Vocabulary,
-                   cell, iterations: int, options: LectureOptions, say: Say, default_every: int,
-                   describe: Callable[[torch.Tensor], str]):
-    x_one_hot = one_hot(windows_x, vocabulary.size)  # (B, T, V)
-    model = LectureModel(cell, vocabulary.size, vocabulary.size)
-    return fit(model, x_one_hot, windows_y, iterations, 0.1, options.optimizer,
-               options.every or default_every, describe, say)
-
-
 def example_long_sequence(options: LectureOptions, say: Say = print) -> ExampleResult:
     """``' if you want you'``: LSTM (hidden = vocabulary size) + dense, 50 iterations."""
-    torch.manual_seed(options.seed)
-    vocabulary = Vocabulary.from_text(LONG_SEQUENCE)
-    ids = torch.from_numpy(vocabulary.encode(LONG_SEQUENCE))
-    x_data, y_data = ids[:-1].unsqueeze(0), ids[1:].unsqueeze(0)  # (1, 15) each
-    cell = _cell(options, "lstm", vocabulary.size)
-    _, prediction = _train_on_text(x_data, y_data, vocabulary, cell,
-                                   options.iterations or 50, options, say, 5,
-                                   lambda p: repr(vocabulary.decode(p[0])))
-    text = vocabulary.decode(prediction[0])
+    example, _, prediction = _train_example("long-sequence", options, say,
+                                            lambda example, p: repr(example.read(p)))
+    text = example.read(prediction)
     expected = LONG_SEQUENCE[1:]
     return ExampleResult("long-sequence", text == expected, f"predicts {text!r} (expected {expected!r})",
                          {"prediction": text})
@@ -218,24 +375,15 @@ def example_long_sequence(options: LectureOptions, say: Say = print) -> ExampleR
 
 def example_long_sentence(options: LectureOptions, say: Say = print) -> ExampleResult:
     """The 180-character sentence: windows of 10, a 2-layer LSTM stack + dense, 500 iterations."""
-    torch.manual_seed(options.seed)
-    sequence_length = 10
-    vocabulary = Vocabulary.from_text(LONG_SENTENCE)
-    x_windows, y_windows = sliding_windows(vocabulary.encode(LONG_SENTENCE), sequence_length)  # (170, 10)
-    say(f"{len(x_windows)} windows of {sequence_length}, e.g. 0 {vocabulary.decode(x_windows[0])!r} -> "
-        f"{vocabulary.decode(y_windows[0])!r}, {len(x_windows) - 1} {vocabulary.decode(x_windows[-1])!r} -> "
-        f"{vocabulary.decode(y_windows[-1])!r}")
-    hidden_size = vocabulary.size
-    kind = options.cell or "lstm"
-    cell = MultiRNNCell([make_cell(kind, hidden_size) for _ in range(2)])
-
-    def reconstruct(prediction):
-        return text_from_windows([vocabulary.decode(row) for row in prediction])
-
-    _, prediction = _train_on_text(x_windows, y_windows, vocabulary, cell,
-                                   options.iterations or 500, options, say, 50,
-                                   lambda p: repr(reconstruct(p)[:60] + "..."))
-    text = reconstruct(prediction)
+    example = long_sentence_example()
+    x_windows, y_windows = example.inputs, example.targets  # (170, 10)
+    decode = lambda row: "".join(example.characters[i] for i in row.tolist())  # noqa: E731
+    say(f"{len(x_windows)} windows of {x_windows.shape[1]}, e.g. 0 {decode(x_windows[0])!r} -> "
+        f"{decode(y_windows[0])!r}, {len(x_windows) - 1} {decode(x_windows[-1])!r} -> "
+        f"{decode(y_windows[-1])!r}")
+    _, _, prediction = _train_example("long-sentence", options, say,
+                                      lambda example, p: repr(example.read(p)[:60] + "..."))
+    text = example.read(prediction)
     expected = LONG_SENTENCE[1:]
     mismatches = [i for i, (a, b) in enumerate(zip(text, expected)) if a != b]
     say(text)
