@@ -56,3 +56,15 @@ def test_the_command_line_takes_bf16_on_a_cpu(corpus, tmp_path, capsys):
                              "--quiet")
     assert code == 0, err
     assert out.startswith("finished after 4 steps")
+
+
+def test_auto_is_bf16_exactly_where_the_cpu_has_bfloat16_instructions(monkeypatch):
+    from charrnn import devices
+    from charrnn.devices import resolve_amp
+
+    cpu = torch.device("cpu")
+    for has, expected in ((True, "bf16"), (False, "none")):
+        monkeypatch.setattr(devices, "cpu_has_bf16", lambda has=has: has)
+        assert resolve_amp("auto", cpu) == expected
+    assert resolve_amp("none", cpu) == "none" and resolve_amp("bf16", cpu) == "bf16"
+    assert resolve_amp("auto", torch.device("mps")) == "none"

@@ -73,6 +73,31 @@ def select_device(request: str | torch.device = DEFAULT_DEVICE, local_rank: int 
     return torch.device("cpu")
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX), from ``/proc/cpuinfo``."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``amp`` as the trainer runs it: ``'auto'`` is ``'bf16'`` where the hardware computes in
+    bfloat16 (a CPU with AVX-512 BF16 or AMX, a CUDA GPU that supports it), else ``'none'``."""
+    if amp != "auto":
+        return amp
+    if device.type == "cpu":
+        return "bf16" if cpu_has_bf16() else "none"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "none"
+
+
 def check_amp(amp: str, device: torch.device) -> None:
     """Refuse mixed precision where autocast does not do it: ``'fp16'`` off CUDA, ``'bf16'`` on MPS.
 

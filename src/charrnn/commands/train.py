@@ -59,7 +59,8 @@ _SETTINGS = [
     ("--log-every", "log_every", positive_int, "a metrics line every this many steps"),
     ("--seed", "seed", non_negative_int, "random seed"),
     ("--device", "device", str, f"{', '.join(DEVICES)} or cuda:N (auto: CUDA, then MPS, then CPU)"),
-    ("--amp", "amp", str, f"mixed precision: {', '.join(AMP_MODES)} (bf16 on CUDA or a CPU, fp16 on CUDA)"),
+    ("--amp", "amp", str, f"mixed precision: {', '.join(AMP_MODES)} (bf16 on CUDA or a CPU, fp16 on CUDA, auto: bf16 where "
+                           f"the hardware has it)"),
     ("--threads", "num_threads", positive_int, "CPU threads (default: the cores, shared among local processes)"),
     ("--encoding", "encoding", str, "text encoding of the corpus files"),
 ]

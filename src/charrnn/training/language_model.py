@@ -30,7 +30,8 @@ from torch.nn import functional as F
 from charrnn.batches import StreamBatches
 from charrnn.checkpoint import MODEL_FILE, load_model, load_state_tensors, save_checkpoint
 from charrnn.corpus import PreparedCorpus, find_text_files
-from charrnn.devices import ThreadGovernor, check_amp, default_num_threads, num_threads, select_device
+from charrnn.devices import (ThreadGovernor, check_amp, default_num_threads, num_threads, resolve_amp,
+                             select_device)
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.evaluation import evaluate
 from charrnn.files import CheckpointError, load_tensors, read_json
@@ -397,7 +398,7 @@ def train(config: TrainConfig | dict | None = None, corpus_paths: Sequence[str |
                                    f"({', '.join(saved_corpus.get('paths', []))}); leave CORPUS out to resume on "
                                    f"the run's own prepared copy")
             device = select_device(settings.device, context.local_rank, context.is_distributed)
-            check_amp(settings.amp, device)
+            check_amp(resolve_amp(settings.amp, device), device)
         except BaseException:
             undo()
             raise

@@ -46,7 +46,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from charrnn.devices import check_amp
+from charrnn.devices import check_amp, resolve_amp
 from charrnn.training import distributed
 from charrnn.training.distributed import DistributedContext
 from charrnn.training.events import (EXIT_CODES, Callback, CheckpointEvent, EvaluationEvent, StepEvent,
@@ -137,7 +137,8 @@ class Trainer:
     grad_clip : float
         Clip the gradient's global norm (0: no clipping).
     amp : str
-        'none', 'bf16' or 'fp16' (autocast; fp16 with a gradient scaler).
+        'none', 'bf16', 'fp16' (autocast; fp16 with a gradient scaler) or 'auto' (bf16 where
+        the hardware has it: :func:`~charrnn.devices.resolve_amp`).
     loss_limit : float, optional
         A training loss above this stops the run as diverged (default: none).
     context : DistributedContext, optional
@@ -164,7 +165,9 @@ class Trainer:
         self.checkpointer = checkpointer
         self.callbacks = list(callbacks)
         self.run_dir = run_dir
+        amp = resolve_amp(amp, device)
         check_amp(amp, device)
+        self.amp = amp
         self.amp_dtype = AMP_DTYPES.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
         self.state = TrainingState()

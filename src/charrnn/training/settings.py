@@ -34,7 +34,7 @@ DEFAULT_MAX_STEPS = 5000
 #: With no --warmup-steps, the warm-up lasts this many steps, or this fraction of a shorter run:
 #: a fixed 100 steps left a 19-step run (--max-time 60 on a busy CPU) at a fifth of its peak rate.
 DEFAULT_WARMUP_STEPS, DEFAULT_WARMUP_FRACTION = 100, 0.05
-AMP_MODES = ("none", "bf16", "fp16")
+AMP_MODES = ("none", "bf16", "fp16", "auto")
 
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
 #: quarter-hour of a 2-core CPU: a wider network, kept from over-fitting by dropout and strong
@@ -71,7 +71,8 @@ class OptimizationSettings:
     ``min_learning_rate`` (default a tenth of ``learning_rate``) at the end of the run;
     gradients clipped to a global norm of ``grad_clip`` (0 turns clipping off); ``batch_size``
     examples (streams, texts) per step; ``seed``; ``device`` ('auto', 'cpu', 'cuda', 'cuda:N',
-    'mps'); ``amp`` ('none'; 'bf16' on CUDA or a CPU; 'fp16' on CUDA); ``num_threads`` (CPU threads).
+    'mps'); ``amp`` ('none'; 'bf16' on CUDA or a CPU; 'fp16' on CUDA; 'auto': bf16 where the
+    hardware has it); ``num_threads`` (CPU threads).
     """
 
     batch_size: int = 32
