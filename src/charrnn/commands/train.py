@@ -41,6 +41,8 @@ _SETTINGS = [
     ("--epochs", "epochs", float, "stop after this many passes over the training text"),
     ("--max-time", "max_time", float, "stop after this many seconds; the schedule decays to that moment"),
     ("--val-fraction", "val_fraction", float, "the last part of the text held out for validation"),
+    ("--documents-per-line", "documents_per_line", bool,
+     "each line is its own text (names, titles): read from a fresh state, the line break predicted at its end"),
     ("--eval-every", "eval_every", positive_int,
      "validate and save a checkpoint every this many steps (default: about 10 times a run, at most every 500)"),
     ("--early-stop", "early_stop", positive_int,

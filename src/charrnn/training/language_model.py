@@ -153,7 +153,16 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
     device = device or select_device(settings.device, context.local_rank, context.is_distributed)
     corpus.check_split(settings.val_fraction, settings.sequence_length)
     train_ids, val_ids = corpus.split(settings.val_fraction)
-    task = LanguageModelTask(train_ids, val_ids, settings, context, device)
+    if settings.documents_per_line:
+        from charrnn.training.documents import DocumentTask
+
+        newline = corpus.vocabulary.index.get("\n")
+        if newline is None:
+            raise SettingError("--documents-per-line: the corpus has no line breaks, so it is one document; "
+                               "drop --documents-per-line")
+        task = DocumentTask(train_ids, val_ids, settings, context, device, newline)
+    else:
+        task = LanguageModelTask(train_ids, val_ids, settings, context, device)
     torch.manual_seed(settings.seed)
     model = CharLM(settings.model_config(corpus.vocabulary.size)).to(device)
     network = distributed.wrap_model(model, context, device)

@@ -55,7 +55,7 @@ FREE_ON_RESUME = frozenset({"max_steps", "epochs", "max_time", "eval_every", "ev
                             "sample_length", "sample_prime", "sample_temperature"})
 #: Settings a resumed run can never change: the weights or the data split depend on them.
 FIXED_ON_RESUME = frozenset({"cell", "hidden_size", "num_layers", "embedding_size", "val_fraction",
-                             "encoding", "init_from", "tie_weights"})
+                             "encoding", "init_from", "tie_weights", "documents_per_line"})
 #: With no --eval-every, a run is evaluated about this many times (every step budget's tenth),
 #: but never more often than every MIN_EVAL_EVERY steps nor less often than every MAX_EVAL_EVERY.
 EVALUATIONS_PER_RUN, MIN_EVAL_EVERY, MAX_EVAL_EVERY = 10, 25, 500
@@ -126,6 +126,8 @@ class TrainConfig(LanguageModelSettings, OptimizationSettings):
     optimisation (:class:`OptimizationSettings`), and:
     Data: ``sequence_length`` (steps of truncated back-propagation), ``val_fraction`` (the
     last part of the text), ``encoding``; ``batch_size`` counts parallel streams per process.
+    ``documents_per_line``: each line is its own sequence, from a fresh state
+    (:mod:`charrnn.training.documents`); ``batch_size`` then counts documents.
     Length: ``max_steps``, ``epochs`` and ``max_time`` (seconds of training); the first reached
     stops the run, and with none given it stops after :data:`DEFAULT_MAX_STEPS` steps.
     Evaluation: every ``eval_every`` steps (default: :func:`default_eval_every`) on at most
@@ -140,6 +142,7 @@ class TrainConfig(LanguageModelSettings, OptimizationSettings):
     """
 
     sequence_length: int = 64
+    documents_per_line: bool = False
     val_fraction: float = 0.1
     encoding: str = "utf-8"
     max_steps: int | None = None
@@ -176,6 +179,8 @@ class TrainConfig(LanguageModelSettings, OptimizationSettings):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise SettingError(f"{flag(name)} must be text, got {value!r}")
+        if not isinstance(self.documents_per_line, bool):
+            raise SettingError(f"--documents-per-line must be true or false, got {self.documents_per_line!r}")
         if self.init_from == "":
             raise SettingError("--init-from must name a checkpoint, a run folder or a pretrained model")
         check_number("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
