@@ -279,7 +279,8 @@ def test_bfloat16_stays_close_to_float32_and_leaves_the_model_alone(memorised):
             logits = stepper.step(current.view(1)).float()
             total += F.cross_entropy(logits, following.view(1)).item()
         losses[name] = total / (len(ids) - 1)
-    assert rounded.state[0].c.dtype == torch.bfloat16
+    assert rounded.state[0].c.dtype == torch.float32  # the cell state stays float32; the products round
+    assert losses["bfloat16"] != losses["float32"]
     assert model.head.weight.dtype == torch.float32
     assert abs(losses["bfloat16"] - losses["float32"]) < 0.02, losses
 

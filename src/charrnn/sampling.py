@@ -13,14 +13,18 @@ sampling), and fed back in::
         yield vocabulary.characters[id]
         logits = stepper.step(id)
 
-Per character the Python work is a handful of tensor calls: the stack runs on PyTorch's
-one-step kernels (``nn.LSTMCell``'s) with weights converted once, see
-:func:`charrnn.fused.inference_layers`.
+Per character the Python work is a handful of tensor calls. An LSTM on the CPU steps on
+:class:`charrnn.quantization.PackedLSTM`: weights packed once, each layer's input and recurrent
+products fused into one; other cells on PyTorch's one-step kernels (``nn.LSTMCell``'s, see
+:func:`charrnn.fused.inference_layers`). A draw is the Gumbel-max trick on noise drawn for many
+positions at once (``argmax(logits + T * G)``, exactly a draw from ``softmax(logits / T)``), so
+it costs an addition and an argmax.
 
 One stream reads every weight once per character, so its speed is bound by memory bandwidth
-(a 2x512 LSTM holds 13 MB of float32 weights). :func:`sample_streams` makes several samples
-together: the same weights then serve a whole batch of streams per step, and with
-``dtype=torch.bfloat16`` the matrix products run at the CPU's bfloat16 rate.
+(a 2x512 LSTM holds 13 MB of float32 weights). ``dtype=torch.bfloat16`` halves those bytes and
+``dtype=torch.int8`` (LSTMs) quarters them, at a cost in loss well under 0.01 nats per character.
+:func:`sample_streams` makes several samples together: the same weights then serve a whole batch
+of streams per step. :func:`beam_search` finds the most likely continuation instead of drawing.
 
 A sample can end early at a stop string (``stop=["\\n"]``), each stream of a batch on its
 own; :func:`sample_scored` gives each text with its log-probability.
@@ -40,6 +44,7 @@ from charrnn.cells import MultiRNNCell
 from charrnn.checks import check_integer, check_number, check_optional, flag
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.fused import from_step_state, inference_layers, step_layers, to_step_state
+from charrnn.quantization import PRECISIONS, PackedLSTM, precision_name
 from charrnn.unroll import map_state
 from charrnn.vocabulary import UnknownCharacterError, Vocabulary
 
@@ -53,6 +58,10 @@ class CharacterStepper:
     The weights are read from the model once, when the stepper is made; it sees no later
     change to them. Nothing here uses dropout: this is inference.
 
+    An LSTM on the CPU steps on :class:`charrnn.quantization.PackedLSTM` (weights packed once,
+    the layers' two products fused into one); with ``dtype=torch.int8`` on any device. Other
+    cells step on PyTorch's one-step kernels (:func:`charrnn.fused.step_layers`).
+
     Parameters
     ----------
     model : CharLM
@@ -60,9 +69,12 @@ class CharacterStepper:
     batch_size : int
         Parallel streams (1 for a single text).
     dtype : torch.dtype, optional
-        The precision to compute in (default: the model's). ``torch.bfloat16`` runs a copy of
-        the model in bfloat16, weights and state: several times faster for many streams on a
-        CPU with bfloat16 instructions, at a small cost in accuracy. Logits come back in it.
+        The precision of the step's matrix products (default: the model's). ``torch.bfloat16``
+        halves the bytes of weights read per character, ``torch.int8`` quarters them (weights
+        rounded to 8 bits per row, LSTM models only; see :mod:`charrnn.quantization`); both
+        cost a little accuracy. An LSTM on the CPU keeps its cell state and logits in float32
+        whatever the dtype; other cells run a bfloat16 copy of the model, state and logits
+        included. A prime (:meth:`feed`) is always read in the model's own precision.
 
     Examples
     --------
@@ -72,15 +84,28 @@ class CharacterStepper:
     >>> stepper = CharacterStepper(model)
     >>> tuple(stepper.step(torch.tensor([3])).shape)
     (1, 5)
+    >>> tuple(CharacterStepper(model, dtype=torch.int8).step(torch.tensor([3])).shape)
+    (1, 5)
     """
 
     def __init__(self, model, batch_size: int = 1, dtype: torch.dtype | None = None):
-        if dtype is not None and dtype != model.head.weight.dtype:
+        precision = precision_name(dtype) if dtype is None or dtype in PRECISIONS.values() else None
+        self.is_stack = isinstance(model.rnn, MultiRNNCell)
+        layers = inference_layers(model.rnn)
+        device = model.head.weight.device
+        self._packed = None
+        if layers is not None and layers.mode == "lstm" and precision is not None and (
+                device.type == "cpu" or precision == "int8"):
+            self._packed = PackedLSTM(layers.weights, model.embedding.weight, model.head.weight,
+                                      model.head.bias, precision, batch_size)
+        elif precision == "int8":
+            check_dtype(model, dtype)
+        elif dtype is not None and dtype != model.head.weight.dtype:
             model = copy.deepcopy(model).to(dtype)  # the caller's model keeps its precision
+            layers = inference_layers(model.rnn)
         self.model = model
         self.batch_size = batch_size
-        self.is_stack = isinstance(model.rnn, MultiRNNCell)
-        self.layers = inference_layers(model.rnn)
+        self.layers = layers
         with torch.no_grad():
             self.embedding_weight = model.embedding.weight.detach().clone()  # (V, E)
             self.head_weight = model.head.weight.detach().clone()  # (V, N)
@@ -94,19 +119,34 @@ class CharacterStepper:
     @property
     def state(self):
         """The current recurrent state, in the model's structure (as ``CharLM.forward`` returns it)."""
+        if self._packed is not None:
+            return from_step_state(self._packed.get_state(), "lstm", self.is_stack)
         if self.layers is None:
             return self._hidden
         return from_step_state(self._hidden, self.layers.mode, self.is_stack)
 
     def set_state(self, state) -> None:
         """Continue from ``state`` (the model's structure, for ``batch_size`` streams)."""
+        if self._packed is not None:
+            self._packed.set_state(to_step_state(state, "lstm", self.is_stack))
+            return
         dtype = self.head_weight.dtype
         state = map_state(lambda tensor: tensor.detach().to(dtype), state)
         self._hidden = state if self.layers is None else to_step_state(state, self.layers.mode, self.is_stack)
 
+    def select(self, streams: torch.Tensor) -> None:
+        """Make stream ``i`` continue from stream ``streams[i]`` (``(B,)`` long; beam search's reordering)."""
+        self.set_state(map_state(lambda tensor: tensor.index_select(0, streams), self.state))
+
     @torch.inference_mode()
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Read one character per stream, ``ids`` ``(B,)`` long, -> the next one's logits ``(B, V)``."""
+        return self._step(ids)
+
+    def _step(self, ids: torch.Tensor) -> torch.Tensor:
+        """:meth:`step` for a caller already in inference mode (entering it costs a microsecond or two)."""
+        if self._packed is not None:
+            return self._packed.step(ids)  # (B, V) float32
         inputs = F.embedding(ids, self.embedding_weight)  # (B, E)
         if self.layers is not None:
             outputs = step_layers(self.layers, inputs, self._hidden)  # (B, N)
@@ -148,6 +188,17 @@ class CharacterStepper:
             state = map_state(lambda tensor: tensor.expand(self.batch_size, *tensor.shape[1:]).contiguous(), state)
         self.set_state(state)
         return logits[:, -1]  # (B, V)
+
+
+def check_dtype(model, dtype: torch.dtype | None) -> None:
+    """Raise :class:`~charrnn.errors.SettingError` when ``model`` cannot step in ``dtype``
+    (``torch.int8`` needs an LSTM: its step kernel is :class:`~charrnn.quantization.PackedLSTM`)."""
+    if dtype != torch.int8:
+        return
+    layers = inference_layers(model.rnn)
+    if layers is None or layers.mode != "lstm":
+        cell = getattr(getattr(model, "config", None), "cell", type(model.rnn).__name__)
+        raise SettingError(f"{flag('dtype')} int8 runs LSTM models only; this one is a {cell} model")
 
 
 def _check_settings(length, temperature, top_k, top_p) -> None:
@@ -228,7 +279,8 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
     skip_unknown : bool
         Drop characters of the prime the vocabulary lacks instead of raising.
     dtype : torch.dtype, optional
-        The precision to compute in (default: the model's); see :class:`CharacterStepper`.
+        The precision of the step's matrix products (default: the model's): ``torch.bfloat16``,
+        or ``torch.int8`` for an LSTM; see :class:`CharacterStepper`.
     stop : sequence of str, optional
         Stop strings (each non-empty): the text ends right after the first occurrence of any of
         them in the generated characters (the prime does not count), the stop string included;
@@ -296,6 +348,7 @@ def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str =
     """
     _check_settings(length, temperature, top_k, top_p)
     check_integer("num_samples", num_samples)
+    check_dtype(model, dtype)
     stop = check_stop(stop)
     if model.embedding.num_embeddings != vocabulary.size:
         raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
@@ -337,16 +390,60 @@ def sample_scored(model, vocabulary: Vocabulary, num_samples: int = 1, prime: st
 class _Column(list):
     """One position's characters, one per stream, and (computed when asked) their log-probabilities."""
 
-    def __init__(self, characters: list[str], filtered: torch.Tensor, ids: torch.Tensor):
+    def __init__(self, characters: list[str], logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0):
         super().__init__(characters)
-        self._filtered, self._ids = filtered, ids  # (B, V) the logits drawn from, (B,) the draws
+        # (B, V) the logits drawn from (filtered already, or to divide by temperature), (B,) the draws
+        self._logits, self._ids, self._temperature = logits, ids, temperature
 
     @property
     def log_probabilities(self) -> list[float]:
         """``log p`` (nats) of each stream's character under the distribution it was drawn from."""
         with torch.inference_mode():
-            chosen = torch.log_softmax(self._filtered, dim=-1).gather(-1, self._ids.view(-1, 1))  # (B, 1)
+            logits = self._logits if self._temperature == 1.0 else self._logits / self._temperature
+            chosen = torch.log_softmax(logits, dim=-1).gather(-1, self._ids.view(-1, 1))  # (B, 1)
         return chosen.view(-1).tolist()
+
+
+class _Draws:
+    """Draws from ``softmax(logits / temperature)`` (filtered) by the Gumbel-max trick.
+
+    ``argmax(logits / T + G)`` with ``G = -log(E)``, ``E`` standard exponential, is a draw from
+    ``softmax(logits / T)``; so is ``argmax(logits + T·G)``, which spares the division. The noise
+    is drawn ``block`` positions at a time, so a position costs one addition and one argmax.
+    """
+
+    #: Noise values drawn per block (positions x streams x characters).
+    BLOCK_VALUES = 1 << 18
+
+    def __init__(self, generator, num_samples: int, vocabulary_size: int, temperature: float, top_k, top_p,
+                 greedy: bool, device, length: int):
+        self.generator, self.temperature, self.top_k, self.top_p = generator, temperature, top_k, top_p
+        self.greedy, self.device, self.remaining = greedy, device, length
+        self.shape = (num_samples, vocabulary_size)
+        self.filtering = not greedy and (top_k is not None or top_p is not None)
+        self.block, self.position = None, 0
+
+    def _noise(self) -> torch.Tensor:
+        """The next position's noise ``(B, V)``, scaled by the temperature unless filtering."""
+        if self.block is None or self.position == self.block.shape[0]:
+            rows = max(1, min(self.remaining, self.BLOCK_VALUES // (self.shape[0] * self.shape[1])))
+            block = torch.empty((rows, *self.shape), device=self.device)
+            block.exponential_(generator=self.generator).log_().neg_()  # (rows, B, V) Gumbel noise
+            if not self.filtering and self.temperature != 1.0:
+                block.mul_(self.temperature)
+            self.block, self.position = block, 0
+        self.position += 1
+        self.remaining -= 1
+        return self.block[self.position - 1]
+
+    def __call__(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """``(logits drawn from, ids (B,), temperature left to apply to them)`` for ``logits`` ``(B, V)``."""
+        if self.greedy:
+            return logits, torch.argmax(logits, dim=-1), 1.0
+        if self.filtering:
+            filtered = filter_logits(logits, self.temperature, self.top_k, self.top_p)
+            return filtered, torch.argmax(filtered + self._noise(), dim=-1), 1.0
+        return logits, torch.argmax(logits + self._noise(), dim=-1), self.temperature
 
 
 def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, temperature, top_k, top_p,
@@ -362,23 +459,21 @@ def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, tem
         logits = stepper.feed(torch.as_tensor(prime_ids, device=device).view(1, -1))  # (1, V)
     else:
         logits = torch.zeros(1, vocabulary.size, device=device)  # a uniform first draw
-    logits = logits.expand(num_samples, -1)  # (B, V)
+    logits = logits.float().expand(num_samples, -1)  # (B, V)
     characters = vocabulary.characters
     watch = _StopWatch(stop, num_samples)
+    draw = _Draws(generator, num_samples, vocabulary.size, temperature, top_k, top_p, greedy, device, length)
     with torch.inference_mode():
         for position in range(length):
-            if greedy:
-                filtered = logits.float()
-                next_ids = torch.argmax(logits, dim=-1)  # (B,)
-            else:
-                filtered = filter_logits(logits.float(), temperature, top_k, top_p)
-                next_ids = torch.multinomial(torch.softmax(filtered, dim=-1), 1,
-                                             generator=generator).view(num_samples)  # (B,)
-            yield _Column(watch.column([characters[index] for index in next_ids.tolist()]), filtered, next_ids)
+            drawn_from, next_ids, left = draw(logits)  # (B, V), (B,)
+            column = [characters[index] for index in next_ids.tolist()]
+            yield _Column(watch.column(column), drawn_from, next_ids, left)
             if watch.all_stopped:
                 return
             if position + 1 < length:
-                logits = stepper.step(next_ids)
+                logits = stepper._step(next_ids)  # (B, V)
+                if logits.dtype != torch.float32:
+                    logits = logits.float()
 
 
 class _StopWatch:
@@ -406,6 +501,97 @@ class _StopWatch:
             self.tails[stream] = tail
             self.stopped[stream] = any(tail.endswith(text) for text in self.stop)
         return column
+
+
+#: The widest beam :func:`beam_search` takes (each beam is one stream of the model's step).
+MAX_BEAM_WIDTH = 4096
+
+
+def beam_search(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, beam_width: int = 8,
+                skip_unknown: bool = False, dtype: torch.dtype | None = None) -> list[tuple[str, float]]:
+    """The most likely continuations of ``prime``, ``length`` characters each, by beam search.
+
+    Keeps the ``beam_width`` texts of highest log-probability after each position: every beam is
+    extended by every character, and the ``beam_width`` best of those ``beam_width x V`` go on
+    (the beams run as parallel streams of one :class:`CharacterStepper`). Width 1 is greedy
+    decoding; a wider beam can find a text that greedy decoding misses when the most likely
+    next character leads to less likely ones, and is exact when it keeps every text.
+
+    The score is the text's total log-probability under the model (temperature 1, nothing
+    filtered), in nats, *not* normalised by length: every candidate has exactly ``length``
+    characters, so dividing by the length would not change the ranking. It equals what
+    :func:`charrnn.evaluation.evaluate` sums over the same characters read after the prime
+    (an empty prime reads as ``"\\n"`` when the vocabulary has one, as in :func:`sample`).
+
+    Parameters
+    ----------
+    model, vocabulary, prime, length, skip_unknown, dtype
+        As for :func:`sample`.
+    beam_width : int
+        Texts kept at each position, in [1, :data:`MAX_BEAM_WIDTH`].
+
+    Returns
+    -------
+    list[tuple[str, float]]
+        ``(text, log_probability)`` of the beams at the end, most likely first (at most
+        ``beam_width``; fewer when fewer texts exist), the prime not included.
+
+    Examples
+    --------
+    >>> from charrnn.model import CharLM, CharLMConfig
+    >>> vocabulary = Vocabulary.from_text("ab\\n")
+    >>> model = CharLM(CharLMConfig(vocab_size=3, hidden_size=8, embedding_size=4))
+    >>> best = beam_search(model, vocabulary, prime="ab", length=6, beam_width=1)
+    >>> best[0][0] == sample_text(model, vocabulary, prime="ab", length=6, greedy=True)
+    True
+    >>> [len(text) for text, _ in beam_search(model, vocabulary, prime="ab", length=6, beam_width=3)]
+    [6, 6, 6]
+    """
+    check_integer("length", length, minimum=0)
+    beam_width = check_integer("beam_width", beam_width, maximum=MAX_BEAM_WIDTH)
+    check_dtype(model, dtype)
+    if model.embedding.num_embeddings != vocabulary.size:
+        raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
+                           f"{model.embedding.num_embeddings}")
+    try:
+        prime_ids = vocabulary.encode(prime, skip_unknown=skip_unknown)
+    except UnknownCharacterError as error:
+        raise UnknownCharacterError(f"prime: {error}") from None
+    if length == 0:
+        return [("", 0.0)]
+    device = model.head.weight.device
+    stepper = CharacterStepper(model, batch_size=beam_width, dtype=dtype)
+    if len(prime_ids) == 0 and "\n" in vocabulary:
+        prime_ids = np.array([vocabulary.index["\n"]])
+    with torch.inference_mode():
+        if len(prime_ids):
+            logits = stepper.feed(torch.as_tensor(prime_ids, device=device).view(1, -1))  # (1, V)
+        else:
+            logits = torch.zeros(1, vocabulary.size, device=device)  # a uniform first character
+        # Every beam starts from the prime; all but the first are out of the running at first.
+        scores = torch.full((beam_width,), -math.inf, device=device)  # (K,)
+        scores[0] = 0.0
+        logits = logits.float().expand(beam_width, -1)  # (K, V)
+        history = []  # per position: (parent beam (K,), character (K,))
+        for position in range(length):
+            totals = scores[:, None] + torch.log_softmax(logits, dim=-1)  # (K, V)
+            scores, flat = torch.topk(totals.view(-1), beam_width)  # (K,), best first
+            parents, characters = flat // vocabulary.size, flat % vocabulary.size  # (K,)
+            history.append((parents, characters))
+            if position + 1 < length:
+                stepper.select(parents)
+                logits = stepper._step(characters).float()  # (K, V)
+        history = [(parents.tolist(), characters.tolist()) for parents, characters in history]
+        beams = []
+        for beam, score in enumerate(scores.tolist()):
+            if score == -math.inf:
+                continue  # a copy of the prime that never got a character of its own
+            ids = []
+            for parents, characters in reversed(history):
+                ids.append(characters[beam])
+                beam = parents[beam]
+            beams.append(("".join(vocabulary.characters[index] for index in reversed(ids)), score))
+    return beams
 
 
 def sample_text(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, **options) -> str:
