@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from charrnn.classification import load_dataset, load_table
-from charrnn.classification.metrics import classification_scores, format_confusion, summarize_folds
+from charrnn.classification.metrics import (
+    classification_scores,
+    format_confusion,
+    summarize_folds,
+)
 from charrnn.cli import main
 
 FAST = ["--epochs", "3", "--hidden-size", "8", "--embedding-size", "4", "--batch-size", "16",
@@ -155,3 +159,88 @@ def test_scores_match_hand_counts():
     assert format_confusion(summary["confusion"], ["f", "m"]).splitlines()[1].split() == ["f", "4", "1"]
     # a class never predicted scores 0 rather than raising
     assert classification_scores([0, 1], [0, 0], 2)["precision"][1] == 0.0
+
+
+def test_bidirectional_pooled_training_then_csv_predictions(tmp_path, capsys):
+    import csv
+
+    data = write_names(tmp_path / "names", np.random.default_rng(3))
+    out = tmp_path / "model"
+    status, stdout, _ = run(["classify", "train", str(data), "--out", str(out), "--bidirectional", "--pooling",
+                             "final+max", "--validation-fraction", "0.2", "--logit-adjustment", "post-hoc",
+                             "--ensemble", "2", *FAST], capsys)
+    assert status == 0
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert (config["bidirectional"], config["pooling"], config["ensemble"]) == (True, "final+max", 2)
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["training"]["validation_fraction"] == 0.2
+
+    batch = tmp_path / "batch.txt"
+    batch.write_text("kolx\n\nmena\n" + "pokb\n" * 5, encoding="utf-8")
+    csv_path = tmp_path / "labels.csv"
+    status, _, stderr = run(["classify", "predict", str(out), "first, with a comma", "--file", str(batch),
+                             "--output", str(csv_path)], capsys)
+    assert status == 0 and "8 texts labelled" in stderr
+    rows = list(csv.reader(csv_path.open(encoding="utf-8", newline="")))
+    assert rows[0] == ["text", "label", "p_ana", "p_bob", "p_cyx"]
+    assert [row[0] for row in rows[1:4]] == ["first, with a comma", "kolx", "mena"]
+    for row in rows[1:]:
+        probabilities = [float(value) for value in row[2:]]
+        assert abs(sum(probabilities) - 1) < 1e-4
+        assert row[1] == ["ana", "bob", "cyx"][int(np.argmax(probabilities))]
+    status, stdout, _ = run(["classify", "predict", str(out), "mena", "--output", "-"], capsys)
+    assert status == 0 and stdout.splitlines()[0].startswith("text,label,p_ana")
+    assert len(stdout.splitlines()) == 2
+
+
+def test_csv_predictions_stream_a_chunk_at_a_time():
+    from charrnn.classification import train_classifier
+    from charrnn.classification.predict import write_predictions_csv
+    from charrnn.classification.train import TrainingOptions
+
+    classifier = train_classifier(["ab", "ba", "aab", "bba"], ["a", "b", "a", "b"], hidden_size=4, embedding_size=2,
+                                  options=TrainingOptions(epochs=1, device="cpu"))
+    pulled = []
+
+    def texts():
+        for number in range(25):
+            pulled.append(number)
+            yield "ab" * (number % 3 + 1)
+
+    class Recorder:
+        def __init__(self):
+            self.rows_seen_at_pull = []  # how many texts had been read when each row was written
+
+        def write(self, text):
+            self.rows_seen_at_pull.append(len(pulled))
+
+    handle = Recorder()
+    assert write_predictions_csv(classifier, texts(), handle, chunk_size=10) == 25
+    # The header before any text is read; then rows 1-10 after 10 texts, 11-20 after 20, and the rest.
+    assert handle.rows_seen_at_pull == [0] + [10] * 10 + [20] * 10 + [25] * 5
+
+
+def test_bad_new_flags_are_one_line(tmp_path, capsys):
+    data = write_names(tmp_path / "names", np.random.default_rng(4))
+    with pytest.raises(SystemExit) as stopped:
+        main(["classify", "train", str(data), "--pooling", "median"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == ("charrnn: error: classify train: --pooling must be one of final, mean, max or "
+                                       "several joined by '+' (e.g. final+max), got 'median'\n")
+    status, _, stderr = run(["classify", "predict", str(tmp_path / "nothing"), "--file", str(tmp_path / "absent.txt"),
+                             "--output", str(tmp_path / "o.csv")], capsys)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1
+
+
+def test_label_file_from_python(tmp_path):
+    import csv
+
+    from charrnn.classification import TrainingOptions, label_file, train_classifier
+
+    classifier = train_classifier(["ab", "ba", "aab", "bba"], ["a", "b", "a", "b"], hidden_size=4, embedding_size=2,
+                                  options=TrainingOptions(epochs=1, device="cpu"))
+    source = tmp_path / "in.txt"
+    source.write_text("ab\n\n  ba  \n" * 3, encoding="utf-8")
+    assert label_file(classifier, source, tmp_path / "out.csv", chunk_size=2) == 6
+    rows = list(csv.reader((tmp_path / "out.csv").open(encoding="utf-8", newline="")))
+    assert rows[0] == ["text", "label", "p_a", "p_b"] and [row[0] for row in rows[1:]] == ["ab", "ba"] * 3

@@ -23,12 +23,18 @@ VOCABULARY = Vocabulary("abcdefghijklmnopqrstuvwxyz")
 NAMES = ["anna", "christopher", "bob", "maximiliana", "ed"]
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "gru-reset-after"])
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_padding_never_changes_a_result(cell, num_layers):
+@pytest.mark.parametrize("cell, num_layers, bidirectional, pooling", [
+    *[(cell, layers, False, "final") for cell in ("rnn", "lstm", "gru", "gru-reset-after") for layers in (1, 2)],
+    *[(cell, layers, True, pooling) for cell in ("lstm", "gru") for layers in (1, 2)
+      for pooling in ("final", "mean+max", "final+mean+max")],
+    ("gru-reset-after", 1, False, "max"), ("rnn", 1, True, "mean"), ("lstm", 1, True, "final+max+ensemble"),
+])
+def test_padding_never_changes_a_result(cell, num_layers, bidirectional, pooling):
     torch.manual_seed(0)
-    config = ClassifierConfig(VOCABULARY.size, cell=cell, hidden_size=12, num_layers=num_layers,
-                              embedding_size=6, num_classes=3)
+    ensemble = 3 if pooling.endswith("+ensemble") else 1
+    config = ClassifierConfig(VOCABULARY.size, cell=cell, hidden_size=12, num_layers=num_layers, embedding_size=6,
+                              num_classes=3, bidirectional=bidirectional, pooling=pooling.removesuffix("+ensemble"),
+                              ensemble=ensemble)
     model = CharClassifier(config).eval()
     with torch.no_grad():
         ids, lengths = pad_batch(encode_texts(VOCABULARY, NAMES))  # (5, 11), (5,)
@@ -108,7 +114,8 @@ def test_balanced_sampler_draws_classes_equally_and_helps():
     rng = np.random.default_rng(0)
     train_texts, train_labels = imbalanced_task(rng, 500, 10)
     test_texts, test_labels = imbalanced_task(rng, 300, 60)
-    options = TrainingOptions(epochs=4, batch_size=32, learning_rate=1e-2, balanced_sampler=True, device="cpu")
+    options = TrainingOptions(epochs=4, batch_size=32, learning_rate=1e-2, balanced_sampler=True, class_weight=None,
+                              device="cpu")
     classifier = train_classifier(train_texts, train_labels, hidden_size=16, embedding_size=8, options=options)
     assert f1_score(test_labels, classifier.predict(test_texts), average="macro") > 0.75
 
@@ -184,3 +191,84 @@ def test_scikit_learn_estimator_in_cross_validation():
     assert list(fitted.classes_) == ["common", "rare"]
     assert set(fitted.predict(["abcdab", "cccc"])) <= {"common", "rare"}
     assert fitted.predict_proba(["ab"]).shape == (1, 2)
+
+
+def test_logit_adjustment_post_hoc_and_loss_raise_macro_f1_on_a_50_to_1_task():
+    rng = np.random.default_rng(0)
+    train_texts, train_labels = imbalanced_task(rng, 500, 10)
+    test_texts, test_labels = imbalanced_task(rng, 300, 60)
+    scores, chosen = {}, {}
+    for adjustment in ("none", "post-hoc", "loss"):
+        options = TrainingOptions(epochs=8, batch_size=32, learning_rate=1e-2, logit_adjustment=adjustment,
+                                  tau=None if adjustment != "post-hoc" else 1.0, class_weight=None, seed=0,
+                                  device="cpu")
+        classifier = train_classifier(train_texts, train_labels, hidden_size=16, embedding_size=8, options=options)
+        scores[adjustment] = f1_score(test_labels, classifier.predict(test_texts), average="macro")
+        chosen[adjustment] = classifier.model.config.logit_adjustment
+    # Unweighted, 8 epochs teach the prior only (macro-F1 0.45). Subtracting log(prior) at
+    # prediction moves the boundary of what was learnt (0.65 here); adding it in the loss changes
+    # what is learnt, and the rare class's 10 examples are (0.99).
+    assert scores["none"] < 0.5
+    assert scores["post-hoc"] > scores["none"] + 0.15
+    assert scores["loss"] > 0.9
+    assert chosen == {"none": 0.0, "post-hoc": 1.0, "loss": 0.0}  # the loss variant predicts from raw logits
+
+
+def test_epoch_and_tau_are_chosen_on_the_validation_split_only(tmp_path):
+    rng = np.random.default_rng(1)
+    texts, labels = imbalanced_task(rng, 400, 40)
+    seen = []
+    options = TrainingOptions(epochs=5, batch_size=32, learning_rate=1e-2, validation_fraction=0.25,
+                              logit_adjustment="post-hoc", seed=0, device="cpu")
+    classifier = train_classifier(texts, labels, hidden_size=16, embedding_size=8, options=options,
+                                  on_epoch_end=lambda epoch, c: seen.append(epoch))
+    selection = classifier.selection
+    history = selection["history"]
+    assert [record["epoch"] for record in history] == seen == [1, 2, 3, 4, 5]
+    best = max(history, key=lambda record: (record["val_macro_f1"], -record["val_loss"]))
+    assert (selection["epoch"], selection["tau"]) == (best["epoch"], best["tau"])
+    assert classifier.model.config.logit_adjustment == selection["tau"]
+    # The kept weights are that epoch's: scoring the same validation texts gives its numbers back.
+    from charrnn.classification.train import _validation_split
+
+    y = (np.array(labels) == "rare").astype(np.int64)  # class ids: "common" 0, "rare" 1
+    train, validation = _validation_split(texts, y, 0.25, 0)
+    assert not set(train) & set(validation)
+    predicted = classifier.predict([texts[i] for i in validation])
+    score = f1_score(y[validation], (np.array(predicted) == "rare").astype(int), average="macro", labels=[0, 1])
+    assert score == pytest.approx(best["val_macro_f1"], abs=1e-9)
+    # Labels that are noise never improve for long: patience stops the run early.
+    noise = rng.permutation(labels).tolist()
+    short = train_classifier(texts, noise, hidden_size=16, embedding_size=8,
+                             options=TrainingOptions(epochs=30, batch_size=32, learning_rate=1e-2,
+                                                     validation_fraction=0.25, patience=2, seed=0, device="cpu"))
+    assert len(short.selection["history"]) < 15
+
+
+def test_bidirectional_pooled_checkpoint_round_trips_and_old_checkpoints_load(tmp_path):
+    import json
+
+    texts = ["anna", "maria", "elena", "bob", "john", "peter", "lisa", "mark"] * 2
+    labels = ["f", "f", "f", "m", "m", "m", "f", "m"] * 2
+    options = TrainingOptions(epochs=2, batch_size=4, logit_adjustment="post-hoc", tau=0.5, device="cpu")
+    classifier = train_classifier(texts, labels, hidden_size=6, embedding_size=4, bidirectional=True,
+                                  pooling="final+mean+max", options=options)
+    save_classifier(classifier, tmp_path / "bi")
+    config = json.loads((tmp_path / "bi" / "config.json").read_text())["model"]
+    assert config["bidirectional"] is True and config["pooling"] == "final+mean+max"
+    assert config["logit_adjustment"] == 0.5 and len(config["class_prior"]) == 2
+    loaded = load_classifier(tmp_path / "bi")
+    assert np.array_equal(loaded.predict_proba(["anna", "zed"]), classifier.predict_proba(["anna", "zed"]))
+    assert loaded.model.head.weight.shape == (2, 3 * 2 * 6)
+
+    one_way = train_classifier(texts, labels, hidden_size=6, embedding_size=4, bidirectional=False,
+                               options=TrainingOptions(epochs=1, device="cpu"))
+    save_classifier(one_way, tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    written = json.loads(path.read_text())
+    for key in ("bidirectional", "pooling", "logit_adjustment", "class_prior"):
+        del written["model"][key]  # as checkpoints were written before these settings
+    path.write_text(json.dumps(written))
+    old = load_classifier(tmp_path / "old")
+    assert old.model.config.bidirectional is False and old.model.config.pooling == "final"
+    assert np.array_equal(old.predict_proba(["anna"]), one_way.predict_proba(["anna"]))

@@ -23,7 +23,7 @@ from charrnn.errors import CharRNNError
 from charrnn.layers import Dense
 from charrnn.losses import sequence_loss
 from charrnn.optim import TFAdam
-from charrnn.unroll import dynamic_rnn
+from charrnn.unroll import bidirectional_dynamic_rnn, dynamic_rnn
 from charrnn.vocabulary import UnknownCharacterError, Vocabulary, one_hot
 from charrnn.windows import sliding_windows, text_from_windows
 
@@ -32,6 +32,6 @@ __version__ = "0.1.0"
 __all__ = [
     "BasicLSTMCell", "BasicRNNCell", "CharRNNError", "Dense", "GRUCell", "LSTMStateTuple",
     "MultiRNNCell", "RNNCell", "ResetAfterGRUCell", "TFAdam", "UnknownCharacterError",
-    "Vocabulary", "dynamic_rnn", "make_cell", "one_hot", "sequence_loss", "sliding_windows",
-    "text_from_windows",
+    "Vocabulary", "bidirectional_dynamic_rnn", "dynamic_rnn", "make_cell", "one_hot", "sequence_loss",
+    "sliding_windows", "text_from_windows",
 ]

@@ -1,4 +1,4 @@
-"""The project's own exception, which the command line turns into one clear line."""
+"""The project's own exceptions, which the command line turns into one clear line."""
 
 
 class CharRNNError(Exception):
@@ -20,4 +20,12 @@ class SettingError(CharRNNError, ValueError):
     """A setting (an argument, a flag, a configuration value) outside what it may be.
 
     A ``ValueError`` too, as scikit-learn and PyTorch raise for a bad argument.
+    """
+
+
+class DataError(CharRNNError, ValueError):
+    """Data that cannot be used as given: texts and labels of different lengths, no texts, one
+    class, a label type that is not a class, a malformed table.
+
+    A ``ValueError`` too, as scikit-learn raises for invalid data.
     """

@@ -6,9 +6,25 @@ are used as they are. What lives here is what scikit-learn no longer offers.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, KFold
 from sklearn.utils.validation import check_array, column_or_1d
+
+
+def check_shuffle(shuffle, random_state) -> bool:
+    """``shuffle`` as a bool, checked as scikit-learn's K-folds check it.
+
+    Not a bool (``1``, ``"yes"``) is a ``TypeError``; a ``random_state`` with ``shuffle=False``
+    would be silently unused, so it is a ``ValueError``.
+    """
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
+    if not shuffle and random_state is not None:
+        raise ValueError("Setting a random_state has no effect since shuffle is False. You should leave "
+                         "random_state to its default (None), or set shuffle=True.")
+    return bool(shuffle)
 
 
 class Sklearn019StratifiedKFold(BaseCrossValidator):
@@ -22,12 +38,15 @@ class Sklearn019StratifiedKFold(BaseCrossValidator):
     takes that K-fold's ``f``-th test positions below ``count``, as positions among the
     class's samples in index order.
 
+    As 0.19 did, it refuses ``n_splits`` above every class's size (a fold would be left with
+    no test samples) and warns when only the least populated class is smaller than ``n_splits``.
+
     Parameters
     ----------
     n_splits : int, at least 2
     shuffle : bool
     random_state : int or None
-        An integer gives the lecture's reproducible folds.
+        An integer gives the lecture's reproducible folds; only with ``shuffle=True``.
 
     Examples
     --------
@@ -43,10 +62,8 @@ class Sklearn019StratifiedKFold(BaseCrossValidator):
             raise ValueError(f"n_splits must be an integer, got {n_splits!r}")
         if n_splits < 2:
             raise ValueError(f"n_splits={n_splits} cannot be less than 2")
-        if not shuffle and random_state is not None:
-            raise ValueError("setting random_state has no effect when shuffle is False")
+        self.shuffle = check_shuffle(shuffle, random_state)
         self.n_splits = int(n_splits)
-        self.shuffle = bool(shuffle)
         self.random_state = random_state
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
@@ -57,6 +74,12 @@ class Sklearn019StratifiedKFold(BaseCrossValidator):
         classes, counts = np.unique(y, return_counts=True)
         if self.n_splits > len(y):
             raise ValueError(f"cannot have n_splits={self.n_splits} greater than the number of samples {len(y)}")
+        if np.all(self.n_splits > counts):
+            raise ValueError(f"n_splits={self.n_splits} cannot be greater than the number of members in each class")
+        if self.n_splits > counts.min():
+            warnings.warn(f"The least populated class in y has only {counts.min()} members, which is too few. "
+                          f"The minimum number of members in any class cannot be less than "
+                          f"n_splits={self.n_splits}.", UserWarning, stacklevel=3)
         test_folds = np.zeros(len(y), dtype=int)
         for label, count in zip(classes, counts):
             members = np.flatnonzero(y == label)  # this class's samples, in index order

@@ -1,4 +1,6 @@
-"""The unroller: ``dynamic_rnn`` runs any cell over time (TensorFlow 1's ``tf.nn.dynamic_rnn``)."""
+"""The unroller: ``dynamic_rnn`` runs any cell over time (TensorFlow 1's ``tf.nn.dynamic_rnn``);
+``bidirectional_dynamic_rnn`` runs one cell forward and another backward over each sequence's
+own length (``tf.nn.bidirectional_dynamic_rnn``), with ``reverse_sequence`` between them."""
 
 from __future__ import annotations
 
@@ -247,3 +249,77 @@ def _run_stack(cell: MultiRNNCell, inputs, sequence_length, state, fused):
                                        fused=False if fused is False else None)  # (B, T, N)
         final_states.append(final_state)
     return outputs, tuple(final_states)
+
+
+def reverse_sequence(inputs: torch.Tensor, sequence_length=None) -> torch.Tensor:
+    """Reverse each sequence of batch-major ``inputs`` ``(B, T, ...)`` within its own length.
+
+    TensorFlow's ``tf.reverse_sequence(inputs, sequence_length, seq_axis=1, batch_axis=0)``:
+    row ``b``'s first ``sequence_length[b]`` steps come in reverse order and the steps past
+    them stay where they are. Without ``sequence_length`` every row is reversed whole.
+    """
+    inputs = torch.as_tensor(inputs)
+    if inputs.dim() < 2:
+        raise ValueError(f"inputs must be batch-major (B, T, ...), got shape {list(inputs.shape)}")
+    batch, steps = inputs.shape[:2]
+    if sequence_length is None:
+        return inputs.flip(1)
+    lengths = _check_sequence_length(sequence_length, batch, steps, inputs.device)
+    positions = torch.arange(steps, device=inputs.device).expand(batch, steps)  # (B, T)
+    source = torch.where(positions < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - positions, positions)
+    source = source.view(batch, steps, *([1] * (inputs.dim() - 2))).expand_as(inputs)
+    return inputs.gather(1, source)
+
+
+def bidirectional_dynamic_rnn(cell_fw: RNNCell, cell_bw: RNNCell, inputs: torch.Tensor, sequence_length=None,
+                              initial_state_fw=None, initial_state_bw=None, dtype: torch.dtype | None = None,
+                              fused: bool | None = None):
+    """Run ``cell_fw`` forward and ``cell_bw`` backward over batch-major ``inputs`` ``(B, T, D)``.
+
+    TensorFlow 1's ``tf.nn.bidirectional_dynamic_rnn``: the backward pass reads each sequence
+    reversed *within its own length* (:func:`reverse_sequence`), so its first step is the
+    sequence's last valid step whatever padding follows; its outputs are reversed back, so
+    ``output_bw[:, t]`` is the backward cell's output having read steps ``t .. length-1``. Each
+    direction is a :func:`dynamic_rnn` call (fused when its cell allows, see ``fused``); a
+    stack (:class:`~charrnn.cells.MultiRNNCell`) in either direction runs its layers in that
+    direction only, as TensorFlow's does.
+
+    Parameters
+    ----------
+    cell_fw, cell_bw : RNNCell
+        Any cells (or stacks); they need not be of one kind or size.
+    inputs : tensor ``(B, T, D)``
+    sequence_length : ints ``(B,)``, optional
+        Past a sequence's length both directions output exactly 0.
+    initial_state_fw, initial_state_bw : optional
+        Each cell's initial state, checked as :func:`dynamic_rnn` checks it; zeros when omitted.
+    dtype, fused :
+        As for :func:`dynamic_rnn`.
+
+    Returns
+    -------
+    outputs : ``(output_fw (B, T, cell_fw.output_size), output_bw (B, T, cell_bw.output_size))``
+    output_states : ``(state_fw, state_bw)``; ``state_bw`` is the backward cell's state after
+        reading the sequence back to its first step.
+
+    Examples
+    --------
+    >>> from charrnn.cells import BasicRNNCell
+    >>> x = torch.ones(2, 3, 4)
+    >>> (out_fw, out_bw), (state_fw, state_bw) = bidirectional_dynamic_rnn(
+    ...     BasicRNNCell(5), BasicRNNCell(6), x, sequence_length=[3, 1])
+    >>> tuple(out_fw.shape), tuple(out_bw.shape), bool((out_bw[1, 1:] == 0).all())
+    ((2, 3, 5), (2, 3, 6), True)
+    """
+    inputs = torch.as_tensor(inputs)
+    if dtype is not None or not inputs.is_floating_point():
+        inputs = inputs.to(dtype or torch.get_default_dtype())
+    if inputs.dim() != 3:
+        raise ValueError(f"inputs must be batch-major (B, T, D), got shape {list(inputs.shape)}")
+    if sequence_length is not None:
+        sequence_length = _check_sequence_length(sequence_length, inputs.shape[0], inputs.shape[1], inputs.device)
+    output_fw, state_fw = dynamic_rnn(cell_fw, inputs, sequence_length, initial_state_fw, fused=fused)
+    reversed_inputs = reverse_sequence(inputs, sequence_length)  # (B, T, D), each row within its length
+    reversed_bw, state_bw = dynamic_rnn(cell_bw, reversed_inputs, sequence_length, initial_state_bw, fused=fused)
+    output_bw = reverse_sequence(reversed_bw, sequence_length)  # (B, T, N_bw), back in reading order
+    return (output_fw, output_bw), (state_fw, state_bw)

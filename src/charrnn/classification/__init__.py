@@ -4,10 +4,12 @@ The pieces, one per module:
 
 - :mod:`~charrnn.classification.data`: labelled texts from a folder of ``<label>.txt`` files
   or a CSV/TSV table;
-- :mod:`~charrnn.classification.model`: embedding → cell stack over each text's length →
-  final state → class logits;
-- :mod:`~charrnn.classification.train`: the training loop (class weights, balanced sampler);
-- :mod:`~charrnn.classification.predict`: a trained classifier's probabilities and top-k labels;
+- :mod:`~charrnn.classification.model`: embedding → cell stack (one or both directions) over
+  each text's length → pooling over the valid positions → class logits;
+- :mod:`~charrnn.classification.train`: the training loop (class and sample weights, balanced
+  sampler, logit adjustment, epoch and τ chosen on a validation split of the training texts);
+- :mod:`~charrnn.classification.predict`: a trained classifier's probabilities and top-k labels,
+  and files of texts labelled into CSV a chunk at a time;
 - :mod:`~charrnn.classification.checkpoint`: save and load, no pickle;
 - :mod:`~charrnn.classification.splits`: stratified splitters that keep duplicates together;
 - :mod:`~charrnn.classification.metrics`: per-class and macro scores, confusion matrices;
@@ -27,7 +29,7 @@ _EXPORTS = {
     "EvaluationReport": "evaluate", "evaluate_splits": "evaluate",
     "train_and_evaluate": "experiment",
     "CharClassifier": "model", "ClassifierConfig": "model",
-    "TextClassifier": "predict",
+    "TextClassifier": "predict", "label_file": "predict", "write_predictions_csv": "predict",
     "DuplicateReport": "splits", "SplitError": "splits", "StratifiedDuplicateKFold": "splits",
     "StratifiedDuplicateShuffleSplit": "splits", "find_duplicates": "splits",
     "TrainingOptions": "train", "train_classifier": "train",

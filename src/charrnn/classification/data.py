@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.errors import CharRNNError
+from charrnn.errors import DataError
 from charrnn.files import read_bytes
 
 
@@ -39,10 +39,10 @@ class LabeledTexts:
 
     def __post_init__(self):
         if len(self.texts) != len(self.labels):
-            raise CharRNNError(f"got {len(self.texts)} texts but {len(self.labels)} labels")
+            raise DataError(f"got {len(self.texts)} texts but {len(self.labels)} labels")
         unknown = sorted(set(self.labels) - set(self.classes))
         if unknown:
-            raise CharRNNError(f"labels not among the classes: {', '.join(map(repr, unknown))}")
+            raise DataError(f"labels not among the classes: {', '.join(map(repr, unknown))}")
 
     @classmethod
     def from_lists(cls, texts, labels) -> "LabeledTexts":
@@ -75,13 +75,13 @@ def _read_text(path: Path) -> str:
         # utf-8-sig drops the byte-order mark that spreadsheet programs put first.
         return read_bytes(path, "a text file").decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise CharRNNError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
 
 
 def _check_classes(data: LabeledTexts, source: Path) -> LabeledTexts:
     if len(data.classes) < 2:
         found = data.classes[0] if data.classes else "none"
-        raise CharRNNError(f"{source}: classification needs at least 2 classes, found {found!r}"
+        raise DataError(f"{source}: classification needs at least 2 classes, found {found!r}"
                            if data.classes else f"{source}: no examples found")
     return data
 
@@ -95,14 +95,14 @@ def load_folder(folder: str | os.PathLike) -> LabeledTexts:
     # Hidden files (macOS's "._female.txt" companions and the like) are not classes.
     files = sorted(path for path in folder.glob("*.txt") if path.is_file() and not path.name.startswith("."))
     if not files:
-        raise CharRNNError(f"{folder}: no <label>.txt files in this folder "
+        raise DataError(f"{folder}: no <label>.txt files in this folder "
                            "(expected one file per class, one example per line)")
     texts, labels = [], []
     for path in files:
         lines = [line.strip() for line in _read_text(path).splitlines()]
         examples = [line for line in lines if line]
         if not examples:
-            raise CharRNNError(f"{path}: no examples (the file is empty or blank)")
+            raise DataError(f"{path}: no examples (the file is empty or blank)")
         texts.extend(examples)
         labels.extend([path.stem] * len(examples))
     return _check_classes(LabeledTexts(texts, labels, [path.stem for path in files]), folder)
@@ -146,7 +146,7 @@ def load_table(path: str | os.PathLike, text_column: str = "text", label_column:
     columns = reader.fieldnames or []
     missing = [name for name in (text_column, label_column) if name not in columns]
     if missing:
-        raise CharRNNError(f"{path}: no column named {' or '.join(map(repr, missing))}; "
+        raise DataError(f"{path}: no column named {' or '.join(map(repr, missing))}; "
                            f"the header has {', '.join(map(repr, columns)) or 'no columns'} "
                            "(choose with --text-column / --label-column)")
     texts, labels = [], []
@@ -161,11 +161,11 @@ def load_table(path: str | os.PathLike, text_column: str = "text", label_column:
             if not text:
                 continue
             if not label:
-                raise CharRNNError(f"{path}: {where}: empty {label_column!r} for text {text[:40]!r}")
+                raise DataError(f"{path}: {where}: empty {label_column!r} for text {text[:40]!r}")
             texts.append(text)
             labels.append(label)
     except csv.Error as error:
-        raise CharRNNError(f"{path}: line {reader.line_num}: {error}") from None
+        raise DataError(f"{path}: line {reader.line_num}: {error}") from None
     return _check_classes(LabeledTexts.from_lists(texts, labels), path)
 
 
@@ -177,4 +177,4 @@ def load_dataset(path: str | os.PathLike, text_column: str = "text", label_colum
         return load_folder(path)
     if path.is_file():
         return load_table(path, text_column, label_column, delimiter)
-    raise CharRNNError(f"{path}: no such file or folder")
+    raise DataError(f"{path}: no such file or folder")

@@ -47,7 +47,9 @@ def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | 
     ``out`` receives the checkpoint (``config.json``, ``vocab.json``, ``labels.json``,
     ``model.safetensors``), ``evaluation.json``, ``report.txt``, ``confusion.txt`` and
     ``confusion.png``. ``model_settings`` are :func:`train_classifier`'s model arguments
-    (``cell``, ``hidden_size``, ``num_layers``, ``embedding_size``, ``dropout``).
+    (``cell``, ``hidden_size``, ``num_layers``, ``embedding_size``, ``dropout``,
+    ``bidirectional``, ``pooling``, ``ensemble``). With ``options.validation_fraction`` each
+    training side (never a test side) gives up that share to choose its epoch and τ.
 
     A folder that already holds a run (of either kind) is refused unless ``overwrite``; a run
     that fails or is interrupted leaves the folder as it found it.

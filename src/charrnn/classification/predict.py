@@ -1,8 +1,12 @@
-"""A trained classifier with its vocabulary and class names: probabilities and top-k labels."""
+"""A trained classifier with its vocabulary and class names: probabilities, top-k labels, and
+whole files of texts labelled into CSV, a chunk at a time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -27,19 +31,22 @@ class TextClassifier:
     model: CharClassifier
     vocabulary: Vocabulary
     classes: list
+    #: How training chose the kept epoch and τ on its validation split (None without one).
+    selection: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def device(self) -> torch.device:
         """Where the model's weights live."""
         return self.model.head.weight.device
 
-    def predict_proba(self, texts, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities ``(N, C)`` for each text, in evaluation mode (no dropout)."""
+    def raw_logits(self, texts, batch_size: int = 256) -> np.ndarray:
+        """The network's logits ``(N, C)`` (float64) for each text, in evaluation mode (no dropout),
+        before any logit adjustment."""
         texts = list(texts)
         encoded = encode_texts(self.vocabulary, texts)
         # Texts of similar length share a batch, so little time goes on padding.
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-        probabilities = np.zeros((len(texts), len(self.classes)), dtype=np.float32)
+        logits = np.zeros((len(texts), len(self.classes)), dtype=np.float64)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -47,11 +54,27 @@ class TextClassifier:
                 for start in range(0, len(order), batch_size):
                     rows = order[start: start + batch_size]
                     ids, lengths = pad_batch([encoded[i] for i in rows], self.device)  # (B, T), (B,)
-                    logits = self.model(ids, lengths)  # (B, C)
-                    probabilities[rows] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+                    logits[rows] = self.model(ids, lengths).double().cpu().numpy()  # (B, C)
         finally:
             self.model.train(was_training)
-        return probabilities
+        return logits
+
+    def logits(self, texts, batch_size: int = 256) -> np.ndarray:
+        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits` less ``τ·log(prior)``
+        when training chose a post-hoc logit adjustment (see ``model.config``)."""
+        logits = self.raw_logits(texts, batch_size)
+        offset = self.model.config.logit_offset()
+        return logits if offset is None else logits - offset
+
+    def predict_log_proba(self, texts, batch_size: int = 256) -> np.ndarray:
+        """Log class probabilities ``(N, C)``: the log-softmax of :meth:`logits`."""
+        logits = self.logits(texts, batch_size)
+        shifted = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    def predict_proba(self, texts, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, C)`` for each text (rows sum to 1)."""
+        return np.exp(self.predict_log_proba(texts, batch_size))
 
     def predict(self, texts, batch_size: int = 256) -> list:
         """The most probable class of each text."""
@@ -73,3 +96,57 @@ class TextClassifier:
             for char, _ in self.vocabulary.unknown_characters(text).items():
                 seen.setdefault(char, None)
         return list(seen)
+
+
+def write_predictions_csv(classifier: TextClassifier, texts: Iterable[str], handle: TextIO,
+                          chunk_size: int = 4096, batch_size: int = 256) -> int:
+    """Label ``texts`` and write CSV to ``handle``: ``text,label,p_<class>...``; returns the rows written.
+
+    ``texts`` may be any iterable (a file's lines, a generator): it is read ``chunk_size``
+    texts at a time and each chunk is written before the next is read, so a file of any size
+    needs the memory of one chunk. Probabilities are written with 6 significant digits.
+    """
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["text", "label", *(f"p_{label}" for label in classifier.classes)])
+    written, chunk = 0, []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) == chunk_size:
+            written += _write_chunk(classifier, chunk, writer, batch_size)
+            chunk = []
+    if chunk:
+        written += _write_chunk(classifier, chunk, writer, batch_size)
+    return written
+
+
+def _write_chunk(classifier: TextClassifier, texts: list[str], writer, batch_size: int) -> int:
+    probabilities = classifier.predict_proba(texts, batch_size)  # (N, C)
+    best = probabilities.argmax(axis=1)
+    for text, row, k in zip(texts, probabilities, best):
+        writer.writerow([text, classifier.classes[k], *(f"{p:.6g}" for p in row)])
+    return len(texts)
+
+
+def label_file(classifier: TextClassifier, source, destination, chunk_size: int = 4096,
+               batch_size: int = 256) -> int:
+    """Label each non-blank line of the UTF-8 file ``source`` into the CSV file ``destination``.
+
+    The Python form of ``charrnn classify predict CHECKPOINT --file SOURCE --output DESTINATION``:
+    lines are read and written a chunk at a time (see :func:`write_predictions_csv`), and
+    ``destination`` appears whole or not at all. Returns the number of texts labelled.
+    """
+    import io
+
+    from charrnn.files import atomic_stream
+
+    def lines(handle):
+        for line in handle:
+            if line.strip():
+                yield line.strip()
+
+    with open(source, encoding="utf-8") as handle, atomic_stream(destination) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        count = write_predictions_csv(classifier, lines(handle), text, chunk_size, batch_size)
+        text.flush()
+        text.detach()
+    return count

@@ -3,7 +3,9 @@
 They work like scikit-learn's splitters (``split(X, y, groups=None)`` yields ``(train, test)``
 index arrays, ``get_n_splits``), so they plug into ``cross_val_score`` and kin. ``X`` holds the
 texts; ``groups`` defaults to "identical texts", so a text that occurs twice (even under two
-labels) is never both trained on and tested on.
+labels) is never both trained on and tested on. Both request ``groups`` in scikit-learn's
+metadata routing (``cross_validate(..., params={"groups": g})`` with
+``sklearn.set_config(enable_metadata_routing=True)``), as its group splitters do.
 """
 
 from __future__ import annotations
@@ -12,9 +14,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator, StratifiedGroupKFold, StratifiedShuffleSplit
+from sklearn.model_selection import (
+    BaseCrossValidator,
+    StratifiedGroupKFold,
+    StratifiedShuffleSplit,
+)
 
 from charrnn.errors import CharRNNError
+from charrnn.splits import check_shuffle
 
 
 class SplitError(CharRNNError, ValueError):
@@ -103,6 +110,7 @@ def _prepare(X, y, groups):
 
 
 class StratifiedDuplicateKFold(BaseCrossValidator):
+
     """Stratified K-fold in which the copies of a text always share a fold.
 
     scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold` with ``groups``
@@ -115,8 +123,8 @@ class StratifiedDuplicateKFold(BaseCrossValidator):
     n_splits : int, at least 2
     shuffle : bool
         Shuffle the groups before assigning them (ties otherwise go by order).
-    random_state : int or None
-        Seed for the shuffle.
+    random_state : int, RandomState or None
+        Seed for the shuffle; only with ``shuffle=True`` (else a ``ValueError``, as scikit-learn's).
 
     Examples
     --------
@@ -128,14 +136,20 @@ class StratifiedDuplicateKFold(BaseCrossValidator):
     ...     assert set(np.asarray(y)[test]) == {0, 1}
     """
 
+    # scikit-learn's metadata routing hands ``groups`` to ``split`` (as GroupsConsumerMixin asks).
+    __metadata_request__split = {"groups": True}
+
     def __init__(self, n_splits: int = 5, shuffle: bool = True, random_state: int | None = None):
         if not isinstance(n_splits, (int, np.integer)) or isinstance(n_splits, bool):
             raise SplitError(f"n_splits must be an integer, got {n_splits!r}")
         if n_splits < 2:
             raise SplitError(f"n_splits={n_splits} cannot be less than 2")
+        try:
+            self.shuffle = check_shuffle(shuffle, random_state)
+        except ValueError as error:
+            raise SplitError(str(error)) from None
         self.n_splits = int(n_splits)
-        self.shuffle = bool(shuffle)
-        self.random_state = random_state if self.shuffle else None
+        self.random_state = random_state
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
         """The number of folds."""
@@ -152,7 +166,21 @@ class StratifiedDuplicateKFold(BaseCrossValidator):
         yield from kfold.split(np.zeros(len(y)), y, groups)
 
 
+def _check_size(name: str, value, optional: bool):
+    """A hold-out size: a fraction in (0, 1), a count of distinct texts >= 1, or (``optional``) None."""
+    if value is None and optional:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if value < 1:
+            raise SplitError(f"{name}={value!r} must be a fraction in (0, 1) or a number of distinct texts >= 1")
+        return int(value)
+    if isinstance(value, (float, np.floating)) and 0.0 < value < 1.0:
+        return float(value)
+    raise SplitError(f"{name} must be a fraction between 0 and 1 or a number of distinct texts >= 1, got {value!r}")
+
+
 class StratifiedDuplicateShuffleSplit(BaseCrossValidator):
+
     """Stratified random hold-out splits in which the copies of a text share a side.
 
     The distinct texts (groups) are split by scikit-learn's
@@ -164,9 +192,11 @@ class StratifiedDuplicateShuffleSplit(BaseCrossValidator):
     ----------
     n_splits : int
         Number of independent splits.
-    test_size : float in (0, 1)
-        The share of distinct texts put in the test side.
-    random_state : int or None
+    test_size : float in (0, 1) or int
+        The share of distinct texts put in the test side, or their number.
+    train_size : float in (0, 1), int or None
+        The share (or number) of distinct texts in the train side; None: all the others.
+    random_state : int, RandomState or None
 
     Examples
     --------
@@ -179,13 +209,19 @@ class StratifiedDuplicateShuffleSplit(BaseCrossValidator):
     False
     """
 
-    def __init__(self, n_splits: int = 1, test_size: float = 0.2, random_state: int | None = None):
-        if not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+    # scikit-learn's metadata routing hands ``groups`` to ``split`` (as GroupsConsumerMixin asks).
+    __metadata_request__split = {"groups": True}
+
+    def __init__(self, n_splits: int = 1, test_size: float = 0.2, train_size: float | None = None,
+                 random_state: int | None = None):
+        if not isinstance(n_splits, (int, np.integer)) or isinstance(n_splits, bool) or n_splits < 1:
             raise SplitError(f"n_splits must be a positive integer, got {n_splits!r}")
-        if not isinstance(test_size, (float, int)) or not 0.0 < test_size < 1.0:
-            raise SplitError(f"test_size must be a fraction between 0 and 1, got {test_size!r}")
         self.n_splits = int(n_splits)
-        self.test_size = float(test_size)
+        self.test_size = _check_size("test_size", test_size, optional=False)
+        self.train_size = _check_size("train_size", train_size, optional=True)
+        if isinstance(self.test_size, float) and isinstance(self.train_size, float) \
+                and self.test_size + self.train_size > 1:
+            raise SplitError(f"test_size + train_size must be at most 1, got {self.test_size} + {self.train_size}")
         self.random_state = random_state
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:
@@ -205,7 +241,7 @@ class StratifiedDuplicateShuffleSplit(BaseCrossValidator):
         # A mix of labels seen on one text only cannot be stratified: it joins its commonest label.
         strata = [stratum if frequency[stratum] > 1 else str(counts.most_common(1)[0][0])
                   for stratum, counts in zip(strata, labels_of_group)]
-        splitter = StratifiedShuffleSplit(self.n_splits, test_size=self.test_size,
+        splitter = StratifiedShuffleSplit(self.n_splits, test_size=self.test_size, train_size=self.train_size,
                                           random_state=self.random_state)
         members = [[] for _ in range(number_of_groups)]
         for index, group in enumerate(groups.tolist()):

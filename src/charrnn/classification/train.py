@@ -9,18 +9,23 @@ schedule, optimizer factory and device choice the language model uses.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from charrnn.checks import check_choice, check_integer
-from charrnn.classification.model import CharClassifier, ClassifierConfig, encode_texts, pad_batch
+from charrnn.checks import check_choice, check_integer, check_number, check_optional
+from charrnn.classification.model import (
+    CharClassifier,
+    ClassifierConfig,
+    encode_texts,
+    pad_batch,
+)
 from charrnn.classification.predict import TextClassifier
 from charrnn.devices import num_threads, select_device
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, DataError, SettingError
 from charrnn.model import ModelSettings
 from charrnn.optim import make_optimizer
 from charrnn.training.events import Callback
@@ -29,8 +34,15 @@ from charrnn.training.settings import OptimizationSettings
 from charrnn.vocabulary import Vocabulary
 
 CLASS_WEIGHTS = (None, "balanced")
-#: The classifier's default shape: short texts want a smaller network than a corpus does.
-CLASSIFIER_SHAPE = ModelSettings(hidden_size=128, num_layers=1, embedding_size=32)
+#: Post-hoc logit adjustment, the logit-adjusted loss, or neither (Menon et al. 2021).
+LOGIT_ADJUSTMENTS = ("none", "post-hoc", "loss")
+#: The values of τ tried on the validation split when ``logit_adjustment='post-hoc'`` and ``tau`` is None.
+TAU_GRID = tuple(np.round(np.arange(-1.0, 2.01, 0.25), 2).tolist())
+#: The classifier's default shape: short texts want a smaller network than a corpus does. Set
+#: from measurements on names-gender (docs/classify.md, "Defaults").
+CLASSIFIER_SHAPE = ModelSettings(hidden_size=128, num_layers=1, embedding_size=64, dropout=0.3)
+#: The classifier's default reading: both directions, their final states, an ensemble of two networks.
+CLASSIFIER_READING = {"bidirectional": True, "pooling": "final", "ensemble": 2}
 
 
 @dataclass(kw_only=True)
@@ -41,34 +53,64 @@ class TrainingOptions(OptimizationSettings):
     Attributes
     ----------
     epochs : int
-        Passes over the training texts.
-    class_weight : None or 'balanced'
+        Passes over the training texts (the most; see ``patience``).
+    class_weight : None, 'balanced' or dict
         ``'balanced'`` weights the loss of class ``k`` by ``n / (C · n_k)``
-        (scikit-learn's :func:`~sklearn.utils.class_weight.compute_class_weight`).
+        (scikit-learn's :func:`~sklearn.utils.class_weight.compute_class_weight`); a dict maps
+        labels to weights (1 for a label it leaves out).
     balanced_sampler : bool
         Draw each batch's texts with replacement, every class equally likely.
+    validation_fraction : float in [0, 1)
+        The share of the training texts (distinct texts, stratified, copies kept together) held
+        out to choose the epoch whose weights are kept and τ; 0 keeps the last epoch and τ as given.
+    patience : int or None
+        Stop after this many epochs without a better validation score (None: run every epoch).
+    logit_adjustment : 'none', 'post-hoc' or 'loss'
+        ``'post-hoc'``: predict from ``logits - τ·log(prior)``, τ chosen on the validation
+        split (from :data:`TAU_GRID`) unless ``tau`` is given; ``'loss'``: train on
+        ``cross_entropy(logits + τ·log(prior))`` (τ = ``tau`` or 1) and predict from the logits.
+    tau : float or None
+        τ itself, for either adjustment.
 
     The learning rate falls step by step to a tenth of ``learning_rate`` (``decay``), as the
-    language model's does; ``seed`` seeds the weights, the shuffling and the sampler.
+    language model's does; ``seed`` seeds the weights, the dropout masks, the shuffling, the
+    sampler and the validation split, on generators of the run's own: PyTorch's global
+    generator is left as it was.
     """
 
-    batch_size: int = 64
+    batch_size: int = 32
     learning_rate: float = 3e-3
     warmup_steps: int = 0
     seed: int = 0
-    epochs: int = 10
-    class_weight: str | None = None
+    epochs: int = 12
+    class_weight: str | dict | None = "balanced"
     balanced_sampler: bool = False
+    validation_fraction: float = 0.0
+    patience: int | None = None
+    logit_adjustment: str = "none"
+    tau: float | None = None
 
     def __post_init__(self):
         self.check_optimization_settings()
         check_integer("epochs", self.epochs)
-        check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        if not isinstance(self.class_weight, dict):
+            check_choice("class_weight", self.class_weight, CLASS_WEIGHTS)
+        else:
+            for label, weight in self.class_weight.items():
+                check_number(f"class_weight[{label!r}]", weight, low=0.0)
+        if not isinstance(self.balanced_sampler, (bool, np.bool_)):
+            raise SettingError(f"--balanced-sampler must be true or false, got {self.balanced_sampler!r}")
+        check_number("validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True)
+        check_optional(check_integer, "patience", self.patience)
+        check_choice("logit_adjustment", self.logit_adjustment, LOGIT_ADJUSTMENTS)
+        check_optional(check_number, "tau", self.tau)
 
 
 def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     """scikit-learn's ``'balanced'`` weight per class, ``n / (C · n_k)``; 1.0 for an absent class."""
-    from sklearn.utils.class_weight import compute_class_weight  # here: the CLI starts a second sooner
+    from sklearn.utils.class_weight import (
+        compute_class_weight,  # here: the CLI starts a second sooner
+    )
 
     weights = np.ones(num_classes)
     present = np.unique(y)
@@ -88,15 +130,36 @@ def _epoch_order(y: np.ndarray, balanced: bool, generator: torch.Generator) -> t
 def _class_ids(texts: list[str], labels: list, classes) -> tuple[list, np.ndarray]:
     """The class names (sorted distinct labels unless given) and each text's class id ``(N,)``."""
     if len(texts) != len(labels):
-        raise CharRNNError(f"got {len(texts)} texts but {len(labels)} labels")
+        raise DataError(f"got {len(texts)} texts but {len(labels)} labels")
     if not texts:
-        raise CharRNNError("no training texts")
+        raise DataError("no training texts")
     classes = sorted(set(labels)) if classes is None else list(classes)
+    if len(classes) < 2:
+        raise DataError(f"classification needs at least 2 classes, got {len(classes)}"
+                        + (f" ({classes[0]!r})" if classes else ""))
     index = {label: k for k, label in enumerate(classes)}
     missing = sorted({str(label) for label in labels if label not in index})
     if missing:
-        raise CharRNNError(f"labels not among the classes: {', '.join(missing)}")
+        raise DataError(f"labels not among the classes: {', '.join(missing)}")
     return classes, np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def class_weight_vector(class_weight, y: np.ndarray, classes: list) -> np.ndarray | None:
+    """The loss weight of each class ``(C,)`` for ``class_weight`` (None, 'balanced' or a dict)."""
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        return balanced_class_weights(y, len(classes))
+    unknown = [label for label in class_weight if label not in classes]
+    if unknown:
+        raise DataError(f"class_weight names labels that are not classes: {', '.join(map(repr, unknown))}")
+    return np.array([float(class_weight.get(label, 1.0)) for label in classes])
+
+
+def class_prior(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Each class's share of ``y`` ``(C,)``; a class absent from ``y`` counts as seen once, so log(prior) is finite."""
+    counts = np.maximum(np.bincount(y, minlength=num_classes), 1).astype(np.float64)
+    return counts / counts.sum()
 
 
 class ClassificationTask:
@@ -113,19 +176,26 @@ class ClassificationTask:
         Draws the order of each epoch.
     device : torch.device
     class_weight : tensor ``(C,)``, optional
+    sample_weight : tensor ``(N,)``, optional
+        Each text's weight; the loss is then the weighted mean ``Σ w_i l_i / Σ w_i`` with
+        ``w_i = sample_weight[i] · class_weight[y_i]``.
+    logit_offset : tensor ``(C,)``, optional
+        Added to the logits in the loss (the logit-adjusted loss: ``τ·log(prior)``).
     """
 
     def __init__(self, encoded: list, y: np.ndarray, batch_size: int, balanced: bool, generator: torch.Generator,
-                 device: torch.device, class_weight: torch.Tensor | None = None):
+                 device: torch.device, class_weight: torch.Tensor | None = None,
+                 sample_weight: torch.Tensor | None = None, logit_offset: torch.Tensor | None = None):
         self.encoded, self.y, self.batch_size, self.balanced = encoded, y, batch_size, balanced
         self.generator, self.device, self.class_weight = generator, device, class_weight
+        self.sample_weight, self.logit_offset = sample_weight, logit_offset
         self.targets = torch.from_numpy(y)
         self.steps_per_epoch = -(-len(y) // batch_size)
         self.examples_per_step = batch_size
         self.epoch, self.position, self.order = 0, 0, None
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The next ``(ids (B, T), lengths (B,), targets (B,))`` on the device."""
+    def next_batch(self):
+        """The next ``(ids (B, T), lengths (B,), targets (B,), weights (B,) or None)`` on the device."""
         if self.position == 0:
             self.order = _epoch_order(self.y, self.balanced, self.generator)
         rows = self.order[self.position * self.batch_size: (self.position + 1) * self.batch_size]
@@ -133,12 +203,26 @@ class ClassificationTask:
         if self.position == self.steps_per_epoch:
             self.epoch, self.position = self.epoch + 1, 0
         ids, lengths = pad_batch([self.encoded[i] for i in rows.tolist()], self.device)  # (B, T), (B,)
-        return ids, lengths, self.targets[rows].to(self.device)
+        weights = None if self.sample_weight is None else self.sample_weight[rows].to(self.device)
+        return ids, lengths, self.targets[rows].to(self.device), weights
 
     def loss(self, network: torch.nn.Module, batch) -> torch.Tensor:
         """Cross-entropy of the batch; with class weights, PyTorch's weighted mean."""
-        ids, lengths, targets = batch
-        return F.cross_entropy(network(ids, lengths), targets, weight=self.class_weight)  # logits (B, C)
+        ids, lengths, targets, weights = batch
+        # Each ensemble member learns on its own loss: (K, B, C) read as K·B examples.
+        member_logits = network.member_logits(ids, lengths)  # (K, B, C)
+        members = member_logits.shape[0]
+        logits = member_logits.reshape(-1, member_logits.shape[2])  # (K·B, C)
+        targets = targets.repeat(members)
+        weights = None if weights is None else weights.repeat(members)
+        if self.logit_offset is not None:
+            logits = logits + self.logit_offset
+        if weights is None:
+            return F.cross_entropy(logits, targets, weight=self.class_weight)
+        if self.class_weight is not None:
+            weights = weights * self.class_weight[targets]
+        losses = F.cross_entropy(logits, targets, reduction="none")  # (B,)
+        return (losses * weights).sum() / weights.sum().clamp(min=torch.finfo(weights.dtype).tiny)
 
 
 class _EpochReport(Callback):
@@ -147,6 +231,7 @@ class _EpochReport(Callback):
     def __init__(self, epochs: int, classifier: TextClassifier, log, on_epoch_end):
         self.epochs, self.classifier, self.log, self.on_epoch_end = epochs, classifier, log, on_epoch_end
         self.started, self.total, self.batches = time.perf_counter(), 0.0, 0
+        self.validation = ""  # what the epoch selection said of the epoch just ended
 
     def on_step(self, trainer, event) -> None:
         self.total, self.batches = self.total + event.loss, self.batches + 1
@@ -162,11 +247,73 @@ class _EpochReport(Callback):
         self.started, self.total, self.batches = time.perf_counter(), 0.0, 0
 
 
+class EpochSelection:
+    """Scores each epoch on the validation split and keeps the best weights (and τ).
+
+    The score is the validation macro-F1 of ``argmax(logits - τ·log(prior))``, at the best τ of
+    ``taus``; ties go to the lower validation cross-entropy. The test side of an outer split is
+    never seen here: the validation texts are part of what the classifier was given to train on.
+    """
+
+    def __init__(self, classifier: TextClassifier, texts: list[str], y: np.ndarray, prior: np.ndarray, taus):
+        self.classifier, self.texts, self.y = classifier, texts, y
+        self.log_prior, self.taus = np.log(prior), tuple(taus)
+        self.best_key, self.best_epoch, self.best_tau, self.best_state = None, 0, 0.0, None
+        self.history: list[dict] = []
+
+    def __call__(self, epoch: int) -> bool:
+        """Score the model after ``epoch``; True when it is the best so far."""
+        from sklearn.metrics import f1_score
+
+        logits = self.classifier.raw_logits(self.texts)  # (N_val, C)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probability = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = float(-log_probability[np.arange(len(self.y)), self.y].mean())
+        labels = np.arange(logits.shape[1])
+        scores = [f1_score(self.y, (logits - tau * self.log_prior).argmax(axis=1), labels=labels,
+                           average="macro", zero_division=0) for tau in self.taus]
+        best = int(np.argmax(scores))
+        key = (scores[best], -loss)
+        self.history.append({"epoch": epoch, "val_macro_f1": float(scores[best]), "val_loss": loss,
+                             "tau": float(self.taus[best])})
+        if self.best_key is None or key > self.best_key:
+            self.best_key, self.best_epoch, self.best_tau = key, epoch, float(self.taus[best])
+            self.best_state = {name: tensor.detach().clone()
+                               for name, tensor in self.classifier.model.state_dict().items()}
+            return True
+        return False
+
+
+def _validation_split(texts: list[str], y: np.ndarray, fraction: float, seed: int):
+    """Indices ``(train, validation)``: a stratified hold-out of distinct texts; None when too small to make one."""
+    from charrnn.classification.splits import (
+        SplitError,
+        StratifiedDuplicateShuffleSplit,
+    )
+
+    if fraction <= 0:
+        return None
+    try:
+        return next(StratifiedDuplicateShuffleSplit(1, test_size=fraction, random_state=seed).split(texts, y))
+    except SplitError:
+        return None
+
+
+def _forked_generators(device: torch.device):
+    """A block in which PyTorch's global generators may be seeded: their states come back after it."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices, device_type="cuda")
+
+
 def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAPE.cell,
                      hidden_size: int = CLASSIFIER_SHAPE.hidden_size, num_layers: int = CLASSIFIER_SHAPE.num_layers,
                      embedding_size: int = CLASSIFIER_SHAPE.embedding_size, dropout: float = CLASSIFIER_SHAPE.dropout,
-                     forget_bias: float = CLASSIFIER_SHAPE.forget_bias, options: TrainingOptions | None = None,
-                     log: Callable[[str], None] | None = None,
+                     forget_bias: float = CLASSIFIER_SHAPE.forget_bias,
+                     bidirectional: bool = CLASSIFIER_READING["bidirectional"],
+                     pooling: str = CLASSIFIER_READING["pooling"], ensemble: int = CLASSIFIER_READING["ensemble"],
+                     options: TrainingOptions | None = None,
+                     sample_weight=None, log: Callable[[str], None] | None = None,
                      on_epoch_end: Callable[[int, TextClassifier], None] | None = None) -> TextClassifier:
     """Train a classifier of ``texts`` into ``labels`` and return it ready to predict.
 
@@ -179,38 +326,111 @@ def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAP
         All class names in id order; the sorted distinct labels when omitted.
     cell, hidden_size, num_layers, embedding_size, dropout, forget_bias :
         The model's shape (:class:`~charrnn.model.ModelSettings`; defaults :data:`CLASSIFIER_SHAPE`).
+    bidirectional, pooling, ensemble :
+        How a text is read and pooled, and by how many networks
+        (:class:`~charrnn.classification.model.ClassifierConfig`).
     options : TrainingOptions, optional
+    sample_weight : sequence of float ``(N,)``, optional
+        Each text's weight in the loss (with the class weights, multiplied).
     log : callable, optional
-        Receives one line per epoch (mean loss, time).
+        Receives one line per epoch (mean loss, time, the validation score).
     on_epoch_end : callable, optional
         Called as ``on_epoch_end(epoch, classifier)`` after each epoch (e.g. to score a
         validation set); the model is in evaluation mode during the call.
+
+    With ``options.validation_fraction`` above 0, that share of the texts is held out (a
+    stratified split of the distinct texts), each epoch is scored on it, and the classifier
+    returned carries the weights of the best epoch (and, with post-hoc logit adjustment, the
+    best τ). Data too small for such a split trains on everything and keeps the last epoch.
     """
     options = options or TrainingOptions()
-    texts = [str(text) for text in texts]
+    texts = list(texts)
+    bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+    if bad is not None:
+        raise DataError(f"texts must be strings; text {bad} is {type(texts[bad]).__name__} {texts[bad]!r}")
     classes, y = _class_ids(texts, list(labels), classes)
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != (len(texts),) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise DataError(f"sample_weight must hold {len(texts)} finite weights >= 0, got shape "
+                            f"{list(weights.shape)}")
+        if not weights.sum() > 0:
+            raise DataError("sample_weight must contain at least one non-zero number")
     device = select_device(options.device)
-    torch.manual_seed(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    vocabulary = Vocabulary("".join(texts))
+    split = _validation_split(texts, y, options.validation_fraction, options.seed)
+    train_rows = np.arange(len(texts)) if split is None else split[0]
+    prior = class_prior(y[train_rows], len(classes))
+    vocabulary = Vocabulary("".join(texts[i] for i in train_rows))
     config = ClassifierConfig(vocab_size=vocabulary.size, cell=cell, hidden_size=hidden_size,
                               num_layers=num_layers, embedding_size=embedding_size, dropout=dropout,
-                              forget_bias=forget_bias, num_classes=len(classes))
-    model = CharClassifier(config).to(device)
-    optimizer = make_optimizer("adam", model.parameters(), options.learning_rate, options.weight_decay, device)
-    weight = None
-    if options.class_weight == "balanced":
-        weight = torch.as_tensor(balanced_class_weights(y, len(classes)), dtype=torch.float32, device=device)
-    task = ClassificationTask(encode_texts(vocabulary, texts), y, options.batch_size, options.balanced_sampler,
-                              generator, device, weight)
-    classifier = TextClassifier(model, vocabulary, classes)
-    trainer = Trainer(model, task, optimizer, options.schedule, Limits(epochs=options.epochs), device,
-                      grad_clip=options.grad_clip, amp=options.amp,
-                      callbacks=[_EpochReport(options.epochs, classifier, log, on_epoch_end)])
-    with num_threads(options.num_threads):
-        trainer.advance(trainer.total_steps)
-    if trainer.stop_reason == "diverged":
-        raise CharRNNError(f"training the classifier stopped at step {trainer.step + 1}: {trainer.stop_detail}",
-                           exit_code=1)
+                              forget_bias=forget_bias, num_classes=len(classes), bidirectional=bool(bidirectional),
+                              pooling=pooling, ensemble=ensemble)
+    with _forked_generators(device):
+        torch.manual_seed(options.seed)  # the weights and dropout masks; the caller's generator state comes back after
+        generator = torch.Generator().manual_seed(options.seed)
+        model = CharClassifier(config).to(device)
+        classifier = TextClassifier(model, vocabulary, classes)
+        task = _make_task(options, vocabulary, texts, y, classes, weights, train_rows, prior, generator, device)
+        selection = None
+        if split is not None:
+            taus = TAU_GRID if options.logit_adjustment == "post-hoc" and options.tau is None else \
+                ((options.tau or 0.0) if options.logit_adjustment == "post-hoc" else 0.0,)
+            selection = EpochSelection(classifier, [texts[i] for i in split[1]], y[split[1]], prior, taus)
+        _run_epochs(model, task, optimizer_for(model, options, device), options, device, classifier, selection,
+                    log, on_epoch_end)
+    if selection is not None and selection.best_state is not None:
+        model.load_state_dict(selection.best_state)
+        tau = selection.best_tau
+        classifier.selection = {"epoch": selection.best_epoch, "tau": tau, "history": selection.history}
+    else:
+        tau = options.tau if options.tau is not None else 0.0
+    if options.logit_adjustment == "post-hoc" and tau:
+        config.logit_adjustment, config.class_prior = float(tau), prior.tolist()
     model.eval()
     return classifier
+
+
+def optimizer_for(model: torch.nn.Module, options: TrainingOptions, device: torch.device):
+    """Adam (AdamW with weight decay) over ``model``'s parameters, as every charrnn model trains."""
+    return make_optimizer("adam", model.parameters(), options.learning_rate, options.weight_decay, device)
+
+
+def _make_task(options, vocabulary, texts, y, classes, weights, rows, prior, generator, device) -> ClassificationTask:
+    """The :class:`ClassificationTask` of the training ``rows``, with the weights and offsets the options ask for."""
+    class_weight = class_weight_vector(options.class_weight, y[rows], classes)
+    class_weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32,
+                                                                     device=device)
+    sample_weight = None if weights is None else torch.as_tensor(weights[rows], dtype=torch.float32)
+    offset = None
+    if options.logit_adjustment == "loss":
+        tau = 1.0 if options.tau is None else options.tau
+        offset = torch.as_tensor(tau * np.log(prior), dtype=torch.float32, device=device)
+    return ClassificationTask(encode_texts(vocabulary, [texts[i] for i in rows]), y[rows], options.batch_size,
+                              options.balanced_sampler, generator, device, class_weight, sample_weight, offset)
+
+
+def _run_epochs(model, task, optimizer, options, device, classifier, selection, log, on_epoch_end) -> None:
+    """Run the trainer one epoch at a time, scoring each on the validation split; stop early on ``patience``."""
+    report = _EpochReport(options.epochs, classifier, log, on_epoch_end)
+    trainer = Trainer(model, task, optimizer, options.schedule, Limits(epochs=options.epochs), device,
+                      grad_clip=options.grad_clip, amp=options.amp, callbacks=[report])
+    since_best = 0
+    with num_threads(options.num_threads):
+        while trainer.stop_reason is None:
+            trainer.advance(task.steps_per_epoch)
+            if trainer.stop_reason == "diverged":
+                raise CharRNNError(f"training the classifier stopped at step {trainer.step + 1}: "
+                                   f"{trainer.stop_detail}", exit_code=1)
+            if selection is None:
+                continue
+            model.eval()
+            improved = selection(task.epoch)
+            model.train()
+            since_best = 0 if improved else since_best + 1
+            if log is not None:
+                last = selection.history[-1]
+                log(f"  validation: macro-F1 {last['val_macro_f1']:.4f} (tau {last['tau']:g}), "
+                    f"loss {last['val_loss']:.4f}" + (" *" if improved else ""))
+            if options.patience is not None and since_best >= options.patience:
+                break

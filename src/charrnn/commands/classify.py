@@ -6,6 +6,8 @@ A thin layer over :func:`charrnn.classification.train_and_evaluate` and
 
 from __future__ import annotations
 
+import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -14,13 +16,14 @@ from charrnn.checks import integer_at_least, non_negative_int, number_in, positi
 from charrnn.commands import add_machine_arguments
 from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError
-from charrnn.files import read_bytes
 
 
 def add_parser(subparsers) -> None:
     """Register ``charrnn classify`` with its ``train`` and ``predict`` subcommands."""
+    from charrnn.classification.model import POOLINGS
+    from charrnn.classification.train import CLASSIFIER_READING as reading
     from charrnn.classification.train import CLASSIFIER_SHAPE as shape
-    from charrnn.classification.train import TrainingOptions
+    from charrnn.classification.train import LOGIT_ADJUSTMENTS, TrainingOptions
     from charrnn.training.schedule import DECAYS
 
     defaults = TrainingOptions()
@@ -48,10 +51,13 @@ def add_parser(subparsers) -> None:
     split.add_argument("--test-size", type=number_in(0.0, 1.0, low_open=True, high_open=True), default=0.2,
                        metavar="F",
                        help="share of the distinct texts held out for testing when --cv is not given (default: 0.2)")
-    train.add_argument("--class-weight", choices=["balanced", "none"], default="none",
-                       help="balanced: weight each class's loss by n / (classes · class size) (default: none)")
+    default_weight = defaults.class_weight or "none"
+    train.add_argument("--class-weight", choices=["balanced", "none"], default=None,
+                       help="balanced: weight each class's loss by n / (classes · class size) "
+                            f"(default: {default_weight}, or none with --balanced-sampler)")
     train.add_argument("--balanced-sampler", action="store_true",
-                       help="draw training batches with every class equally likely")
+                       help="draw training batches with every class equally likely (instead of class weights, "
+                            "unless --class-weight is given)")
     train.add_argument("--cell", choices=sorted(CELL_TYPES), default=shape.cell,
                        help=f"cell type (default: {shape.cell}; gru-reset-after is the fast GRU)")
     train.add_argument("--hidden-size", type=positive_int, default=shape.hidden_size, metavar="N",
@@ -60,6 +66,15 @@ def add_parser(subparsers) -> None:
                        help=f"stacked layers (default: {shape.num_layers})")
     train.add_argument("--embedding-size", type=positive_int, default=shape.embedding_size, metavar="N",
                        help=f"character embedding size (default: {shape.embedding_size})")
+    train.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=reading["bidirectional"],
+                       help="a second stack reads each text backwards, within its own length "
+                            f"(default: {'on' if reading['bidirectional'] else 'off'})")
+    train.add_argument("--ensemble", type=positive_int, default=reading["ensemble"], metavar="K",
+                       help="train K networks side by side (different initial weights, same batches) and average "
+                            f"their probabilities (default: {reading['ensemble']})")
+    train.add_argument("--pooling", type=_pooling, default=reading["pooling"], metavar="KIND",
+                       help=f"what the output layer reads: {', '.join(POOLINGS)} over the valid positions, "
+                            f"or several joined by '+' (default: {reading['pooling']})")
     train.add_argument("--dropout", type=number_in(0.0, 1.0, high_open=True), default=shape.dropout,
                        help=f"dropout between layers and before the output (default: {shape.dropout:g})")
     train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
@@ -74,6 +89,18 @@ def add_parser(subparsers) -> None:
                        help="decoupled weight decay (AdamW) when above 0 (default: 0)")
     train.add_argument("--grad-clip", type=float, default=defaults.grad_clip, metavar="NORM",
                        help=f"clip the gradient's global norm (0: off; default: {defaults.grad_clip:g})")
+    train.add_argument("--validation-fraction", type=number_in(0.0, 1.0, high_open=True),
+                       default=defaults.validation_fraction, metavar="F",
+                       help="share of each training side held out to choose the epoch kept and tau; never the "
+                            f"test side (0: keep the last epoch; default: {defaults.validation_fraction:g})")
+    train.add_argument("--patience", type=positive_int, default=defaults.patience, metavar="N",
+                       help="stop after N epochs without a better validation score (default: run every epoch)")
+    train.add_argument("--logit-adjustment", choices=LOGIT_ADJUSTMENTS, default=defaults.logit_adjustment,
+                       help="post-hoc: predict from logits - tau*log(prior), tau chosen on the validation split; "
+                            f"loss: the logit-adjusted loss (default: {defaults.logit_adjustment})")
+    train.add_argument("--tau", type=number_in(), default=defaults.tau, metavar="T",
+                       help="tau of the logit adjustment (default: chosen on the validation split for post-hoc, "
+                            "1 for loss)")
     train.add_argument("--seed", type=non_negative_int, default=defaults.seed,
                        help=f"random seed for splits and training (default: {defaults.seed})")
     add_machine_arguments(train)
@@ -84,24 +111,45 @@ def add_parser(subparsers) -> None:
     predict = actions.add_parser(
         "predict", help="label texts with a trained classifier",
         description="Print the top-k labels of each text with their probabilities: one line per "
-                    "text, TEXT<tab>LABEL PROBABILITY<tab>...")
+                    "text, TEXT<tab>LABEL PROBABILITY<tab>... With --output, write CSV instead "
+                    "(text,label,p_<class>...), reading --file a chunk at a time, so files of any size fit.")
     predict.add_argument("checkpoint", metavar="CHECKPOINT", help="folder written by 'charrnn classify train'")
     predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     predict.add_argument("--file", metavar="F", help="also classify each non-blank line of F ('-': standard input)")
     predict.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                          help="labels to show per text (default: 3, at most the number of classes)")
+    predict.add_argument("--output", metavar="OUT",
+                         help="write CSV (text, label, one probability column per class) to OUT ('-': standard "
+                              "output), streaming --file")
+    predict.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
+                         help="texts per forward pass (default: 256)")
     add_machine_arguments(predict)
     predict.set_defaults(run=run_predict)
+
+
+def _pooling(text: str) -> str:
+    """argparse type of ``--pooling``: the same check (and words) as the library's."""
+    from charrnn.classification.model import parse_pooling
+    from charrnn.errors import SettingError
+
+    try:
+        parse_pooling(text)
+    except SettingError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--pooling ")) from None
+    return text
 
 
 def run_train(args) -> int:
     """Evaluate, train and save a classifier; print the report."""
     from charrnn.classification import TrainingOptions, load_dataset, train_and_evaluate
 
+    class_weight = args.class_weight or ("none" if args.balanced_sampler else TrainingOptions().class_weight or "none")
     options = TrainingOptions(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                               decay=args.decay, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-                              class_weight=None if args.class_weight == "none" else args.class_weight,
-                              balanced_sampler=args.balanced_sampler, seed=args.seed, device=args.device)
+                              class_weight=None if class_weight == "none" else class_weight,
+                              balanced_sampler=args.balanced_sampler, validation_fraction=args.validation_fraction,
+                              patience=args.patience, logit_adjustment=args.logit_adjustment, tau=args.tau,
+                              seed=args.seed, device=args.device)
     select_device(args.device)  # before any data is read
     data = load_dataset(args.data, args.text_column, args.label_column)
     out = Path(args.out) if args.out else Path("runs") / f"classify-{Path(args.data).resolve().stem}"
@@ -113,23 +161,47 @@ def run_train(args) -> int:
         report = train_and_evaluate(data, out, cv=args.cv, test_size=args.test_size, options=options, log=log,
                                     overwrite=args.overwrite, cell=args.cell, hidden_size=args.hidden_size,
                                     num_layers=args.num_layers, embedding_size=args.embedding_size,
-                                    dropout=args.dropout)
+                                    dropout=args.dropout, bidirectional=args.bidirectional, pooling=args.pooling,
+                                    ensemble=args.ensemble)
     print(report.format())
     print(f"saved to {out}/ (report.txt, evaluation.json, confusion.txt, confusion.png, model files)")
     return 0
 
 
 def _read_lines(name: str) -> list[str]:
-    data = sys.stdin.buffer.read() if name == "-" else read_bytes(name, "a text file")
+    return list(_iter_lines(name))
+
+
+def _iter_lines(name: str):
+    """The stripped non-blank lines of file ``name`` ('-': standard input), read as they are needed."""
+    if name == "-":
+        handle = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline=None)
+    else:
+        try:
+            handle = open(name, encoding="utf-8", newline=None)
+        except FileNotFoundError:
+            raise CharRNNError(f"{name}: no such file") from None
+        except IsADirectoryError:
+            raise CharRNNError(f"{name}: is a folder, expected a text file") from None
+        except OSError as error:
+            raise CharRNNError(f"{name}: cannot read ({error.strerror or error})") from None
     try:
-        text = data.decode("utf-8")
+        number = 0
+        for number, line in enumerate(handle, start=1):
+            line = line.strip()
+            if line:
+                yield line
     except UnicodeDecodeError as error:
-        raise CharRNNError(f"{name}: not UTF-8 text (byte {error.start}: {error.reason})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        raise CharRNNError(f"{name}: not UTF-8 text (line {number + 1}: {error.reason})") from None
+    finally:
+        if name == "-":
+            handle.detach()  # standard input stays open for whoever reads it next
+        else:
+            handle.close()
 
 
 def run_predict(args) -> int:
-    """Print each text's top-k labels."""
+    """Print each text's top-k labels, or write every text's label and probabilities as CSV."""
     from charrnn.classification import load_classifier
 
     device = select_device(args.device)
@@ -137,17 +209,55 @@ def run_predict(args) -> int:
     for position, text in enumerate(texts, start=1):
         if not text.strip():
             raise CharRNNError(f"TEXT {position} is empty: nothing to classify")
+    if not texts and not args.file:
+        raise CharRNNError("nothing to classify: give TEXT arguments or --file")
+    classifier = load_classifier(args.checkpoint, device)
+    if args.output is not None:
+        return _write_csv(classifier, texts, args)
     if args.file:
         texts += _read_lines(args.file)
     if not texts:
         raise CharRNNError("nothing to classify: give TEXT arguments or --file")
-    classifier = load_classifier(args.checkpoint, device)
-    unknown = classifier.unknown_characters(texts)
+    _note_unknown(classifier.unknown_characters(texts))
+    with num_threads(args.threads):
+        best_labels = classifier.top_k(texts, args.top_k, batch_size=args.batch_size)
+    for text, best in zip(texts, best_labels):
+        print("\t".join([text, *(f"{label} {probability:.4f}" for label, probability in best)]))
+    return 0
+
+
+def _note_unknown(unknown: list[str]) -> None:
     if unknown:
         print(f"charrnn: note: {len(unknown)} character(s) never seen in training, read as unknown: "
               + " ".join(repr(char) for char in unknown[:20]), file=sys.stderr)
+
+
+def _write_csv(classifier, texts: list[str], args) -> int:
+    """``--output``: the TEXT arguments, then ``--file`` line by line, as CSV rows."""
+    import itertools
+
+    from charrnn.classification.predict import write_predictions_csv
+    from charrnn.files import atomic_stream
+
+    unknown: dict[str, None] = {}
+
+    def watched(stream):
+        for text in stream:
+            for char in classifier.vocabulary.unknown_characters(text):
+                unknown.setdefault(char, None)
+            yield text
+
+    stream = watched(itertools.chain(texts, _iter_lines(args.file) if args.file else ()))
     with num_threads(args.threads):
-        best_labels = classifier.top_k(texts, args.top_k)
-    for text, best in zip(texts, best_labels):
-        print("\t".join([text, *(f"{label} {probability:.4f}" for label, probability in best)]))
+        if args.output == "-":
+            count = write_predictions_csv(classifier, stream, sys.stdout, batch_size=args.batch_size)
+        else:
+            with atomic_stream(args.output) as binary:
+                handle = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+                count = write_predictions_csv(classifier, stream, handle, batch_size=args.batch_size)
+                handle.flush()
+                handle.detach()
+    _note_unknown(list(unknown))
+    if args.output != "-":
+        print(f"{count} texts labelled: {args.output}", file=sys.stderr)
     return 0
