@@ -51,7 +51,7 @@ def test_the_governor_waits_for_its_interval_and_ignores_a_missing_reading():
 
 def test_the_default_counts_out_the_cores_others_keep_busy(monkeypatch):
     monkeypatch.setattr(devices, "_usable_cpus", lambda: [0, 1, 2, 3])
-    for others, expected in ((0.0, 4), (0.3, 4), (1.0, 3), (2.6, 1), (7.0, 1), (None, 4)):
+    for others, expected in ((0.0, 4), (0.3, 4), (0.6, 4), (0.8, 3), (1.0, 3), (2.6, 2), (3.9, 1), (7.0, 1), (None, 4)):
         monkeypatch.setattr(devices, "_last_choice", None)
         monkeypatch.setattr(LoadMeter, "others_busy", lambda self, value=others: value)
         assert default_num_threads(sample_seconds=0.001) == expected, others

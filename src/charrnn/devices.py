@@ -157,9 +157,16 @@ class LoadMeter:
         return max(0.0, (busy / total) * len(self.cpus) - (own - last_own) / max(seconds, 1e-9))
 
 
-def default_num_threads(local_world_size: int = 1, sample_seconds: float = 0.05) -> int:
+#: A core counts as taken by other processes when they keep it this busy: below it, our own
+#: thread on it still gets most of it, and a quiet machine's noise (a process exiting, a flush)
+#: must not cost a thread.
+TAKEN = 0.75
+
+
+def default_num_threads(local_world_size: int = 1, sample_seconds: float = 0.1) -> int:
     """CPU threads per process: the usable cores, shared among this machine's processes, less
-    the cores other processes keep busy (measured over ``sample_seconds``; 0 skips it).
+    the cores other processes keep busy (at least :data:`TAKEN` of each, measured over
+    ``sample_seconds``; 0 skips it).
 
     Under ``torchrun`` (``local_world_size`` above 1) the cores are split evenly instead: the
     other ranks, starting at the same moment, would read as load.
@@ -175,7 +182,7 @@ def default_num_threads(local_world_size: int = 1, sample_seconds: float = 0.05)
     meter = LoadMeter()
     time.sleep(sample_seconds)
     others = meter.others_busy()
-    threads = share if others is None else max(1, min(share, round(share - others)))
+    threads = share if others is None else max(1, min(share, share - int(others + 1 - TAKEN)))
     _last_choice = (time.monotonic(), threads)
     return threads
 
@@ -194,7 +201,7 @@ class ThreadGovernor:
     ``idle`` of one). At the shapes we train, 1 and 2 threads give bitwise the same numbers.
     """
 
-    def __init__(self, interval: float = 10.0, busy: float = 0.6, idle: float = 0.3):
+    def __init__(self, interval: float = 10.0, busy: float = TAKEN, idle: float = 0.3):
         self.interval, self.busy, self.idle = interval, busy, idle
         self.cores = len(_usable_cpus())
         self.meter = LoadMeter()
