@@ -315,6 +315,17 @@ def sample(model, vocabulary: Vocabulary, prime: str = "", length: int = 500, te
     return (characters[0] for characters in streams)
 
 
+def _prime_ids(model, vocabulary: Vocabulary, prime: str, skip_unknown: bool) -> np.ndarray:
+    """The prime's ids, once the vocabulary is checked against the model's embedding."""
+    if model.embedding.num_embeddings != vocabulary.size:
+        raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
+                           f"{model.embedding.num_embeddings}")
+    try:
+        return vocabulary.encode(prime, skip_unknown=skip_unknown)
+    except UnknownCharacterError as error:
+        raise UnknownCharacterError(f"prime: {error}") from None
+
+
 def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str = "", length: int = 500,
                    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                    greedy: bool = False, generator: torch.Generator | None = None,
@@ -350,13 +361,7 @@ def sample_streams(model, vocabulary: Vocabulary, num_samples: int, prime: str =
     check_integer("num_samples", num_samples)
     check_dtype(model, dtype)
     stop = check_stop(stop)
-    if model.embedding.num_embeddings != vocabulary.size:
-        raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
-                           f"{model.embedding.num_embeddings}")
-    try:
-        prime_ids = vocabulary.encode(prime, skip_unknown=skip_unknown)
-    except UnknownCharacterError as error:
-        raise UnknownCharacterError(f"prime: {error}") from None
+    prime_ids = _prime_ids(model, vocabulary, prime, skip_unknown)
     return _generate(model, vocabulary, prime_ids, int(num_samples), int(length), float(temperature),
                      top_k, top_p, greedy, generator, dtype, stop)
 
@@ -550,13 +555,7 @@ def beam_search(model, vocabulary: Vocabulary, prime: str = "", length: int = 50
     check_integer("length", length, minimum=0)
     beam_width = check_integer("beam_width", beam_width, maximum=MAX_BEAM_WIDTH)
     check_dtype(model, dtype)
-    if model.embedding.num_embeddings != vocabulary.size:
-        raise CharRNNError(f"the vocabulary has {vocabulary.size} characters but the model reads "
-                           f"{model.embedding.num_embeddings}")
-    try:
-        prime_ids = vocabulary.encode(prime, skip_unknown=skip_unknown)
-    except UnknownCharacterError as error:
-        raise UnknownCharacterError(f"prime: {error}") from None
+    prime_ids = _prime_ids(model, vocabulary, prime, skip_unknown)
     if length == 0:
         return [("", 0.0)]
     device = model.head.weight.device

@@ -238,12 +238,7 @@ def _sample(args, device: torch.device) -> int:
             for held in others:
                 number += 1
                 out.write(_separator(args, number) + label + used_prime + "".join(held))
-    if not args.json:
-        out.write("\n")
-    out.flush()
-    if args.output:
-        atomic_write(args.output, out.getvalue())
-    return 0
+    return _finish(args, out)
 
 
 def _beam(args, loaded, prime: str, used_prime: str, out, notes: list[str]) -> int:
@@ -266,6 +261,11 @@ def _beam(args, loaded, prime: str, used_prime: str, out, notes: list[str]) -> i
                                   "characters": len(text)}, ensure_ascii=False) + "\n")
         else:
             out.write((_separator(args, rank) if rank > 1 else "") + used_prime + text)
+    return _finish(args, out)
+
+
+def _finish(args, out) -> int:
+    """End the text output with a line break, and write ``--output`` whole (atomically)."""
     if not args.json:
         out.write("\n")
     out.flush()
