@@ -63,8 +63,9 @@ QUALITY = {  # name: (preset, seconds, target validation loss in nats)
 class BareLoop:
     """The plain PyTorch loop a user would write, of the same shape as our model."""
 
-    def __init__(self, ids: np.ndarray, vocab_size: int, hidden_size: int, sequence_length: int):
+    def __init__(self, ids: np.ndarray, vocab_size: int, hidden_size: int, sequence_length: int, amp: str = "none"):
         torch.manual_seed(0)
+        self.amp = amp
         self.embedding = nn.Embedding(vocab_size, EMBEDDING_SIZE)
         self.lstm = nn.LSTM(EMBEDDING_SIZE, hidden_size, NUM_LAYERS, batch_first=True)
         self.head = nn.Linear(hidden_size, vocab_size)
@@ -84,10 +85,11 @@ class BareLoop:
         x = self.x[:, self.position:self.position + t]  # (B, T)
         y = self.y[:, self.position:self.position + t]  # (B, T)
         self.position += t
-        outputs, state = self.lstm(self.embedding(x), self.state)  # (B, T, H)
-        self.state = tuple(tensor.detach() for tensor in state)
-        logits = self.head(outputs)  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp == "bf16"):
+            outputs, state = self.lstm(self.embedding(x), self.state)  # (B, T, H)
+            self.state = tuple(tensor.detach() for tensor in state)
+            logits = self.head(outputs)  # (B, T, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -97,9 +99,9 @@ class BareLoop:
 class OurStep:
     """Our trainer's step, as :func:`charrnn.training.train` takes it: ``Trainer.advance(1)``."""
 
-    def __init__(self, corpus: PreparedCorpus, hidden_size: int, sequence_length: int):
+    def __init__(self, corpus: PreparedCorpus, hidden_size: int, sequence_length: int, amp: str = "none"):
         settings = TrainConfig(hidden_size=hidden_size, num_layers=NUM_LAYERS, embedding_size=EMBEDDING_SIZE,
-                               sequence_length=sequence_length, batch_size=BATCH_SIZE, device="cpu",
+                               sequence_length=sequence_length, batch_size=BATCH_SIZE, device="cpu", amp=amp,
                                max_steps=10**6, warmup_steps=0, eval_every=10**6, val_fraction=0.1)
         self.trainer = language_model_trainer(settings, corpus)
 
@@ -112,19 +114,20 @@ def _steps(loop, steps: int) -> None:
         loop.step()
 
 
-def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, verdicts: common.Verdicts) -> list[dict]:
-    """Characters per second of ours and of the bare loop, for each shape."""
+def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, verdicts: common.Verdicts,
+                     amp: str = "none") -> list[dict]:
+    """Characters per second of ours and of the bare loop, for each shape, both in ``amp``'s precision."""
     corpus = prepare_corpus([data], work / "corpus")
     train_ids, _ = corpus.split(0.1)
     rows = []
     for hidden_size, sequence_length in shapes:
-        ours = OurStep(corpus, hidden_size, sequence_length)
-        bare = BareLoop(train_ids, corpus.vocabulary.size, hidden_size, sequence_length)
+        ours = OurStep(corpus, hidden_size, sequence_length, amp)
+        bare = BareLoop(train_ids, corpus.vocabulary.size, hidden_size, sequence_length, amp)
         timings = common.interleaved({"ours": lambda: _steps(ours, steps), "bare": lambda: _steps(bare, steps)},
                                      rounds, warmup=1)  # warm-up: allocator, oneDNN primitives
         characters = steps * BATCH_SIZE * sequence_length
         row = {"hidden_size": hidden_size, "sequence_length": sequence_length, "batch_size": BATCH_SIZE,
-               "threads": torch.get_num_threads()}
+               "threads": torch.get_num_threads(), "amp": amp}
         for clock in ("wall", "cpu"):
             ours_rate = characters / min(getattr(timing, clock) for timing in timings["ours"])
             bare_rate = characters / min(getattr(timing, clock) for timing in timings["bare"])
@@ -134,7 +137,7 @@ def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, ve
         clock = "wall"  # what a user waits for
         row.update({"judged_on": clock, "ratio": row[f"ratio_{clock}"]})
         rows.append(row)
-        verdicts.add(f"2x{hidden_size} seq {sequence_length} overhead", row["ratio"] >= OVERHEAD_TARGET,
+        verdicts.add(f"2x{hidden_size} seq {sequence_length} amp {amp} overhead", row["ratio"] >= OVERHEAD_TARGET,
                      f"charrnn {row['ours_characters_per_wall_second']:,} chars/s, bare nn.LSTM loop "
                      f"{row['bare_characters_per_wall_second']:,} chars/s; ratio wall {row['ratio_wall']:.3f}, CPU "
                      f"time {row['ratio_cpu']:.3f} (target >= {OVERHEAD_TARGET}, on {clock} time)")
@@ -176,14 +179,19 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="override the quality run's preset")
     parser.add_argument("--max-time", type=float, help="override the quality run's seconds of training")
     parser.add_argument("--out", type=Path, help="quality: the run directory (default: a new temporary one)")
-    parser.add_argument("--amp", nargs="+", choices=("none", "bf16"), default=["none"],
-                        help="quality: the precision(s) to train in, one run each (default: none)")
+    parser.add_argument("--amp", nargs="+", choices=("none", "bf16", "auto"),
+                        help="the precision(s) to train in: quality, one run each (default: auto, train's own); "
+                             "(a), ours and the bare loop both in each (default: none)")
     parser.add_argument("--steps", type=positive_int, default=5, help="(a): timed steps per round")
     parser.add_argument("--shapes", nargs="+", metavar="HIDDENxSEQ",
                         help="(a): shapes to measure, e.g. 256x64 (default: the four of the issue)")
     common.add_common_arguments(parser, threads=None, rounds=3, data=common.DATA / "tinyshakespeare.txt",
                                 data_help="text file")
     args = parser.parse_args(argv)
+    if args.amp is None:
+        args.amp = ["auto"] if args.quality else ["none"]
+    if not args.quality and "auto" in args.amp:
+        parser.error("--amp auto is for --quality; (a) compares both loops in one named precision")
     if not args.data.is_file():
         parser.error(f"{args.data}: no such file (give the corpus with --data)")
     # (a) runs on 1 thread unless told otherwise; --quality on charrnn's default (the free cores).
@@ -206,7 +214,8 @@ def main(argv=None) -> int:
             shapes = SHAPES if not args.shapes else [tuple(int(part) for part in shape.split("x"))
                                                      for shape in args.shapes]
             with tempfile.TemporaryDirectory(prefix="charrnn-bench-train-") as work:
-                rows = measure_overhead(args.data, Path(work), args.steps, args.rounds, shapes, verdicts)
+                rows = [row for amp in args.amp
+                        for row in measure_overhead(args.data, Path(work), args.steps, args.rounds, shapes, verdicts, amp)]
             name, report = "train-overhead", {"rows": rows, "target": OVERHEAD_TARGET}
     common.write_results({"benchmark": name, **report, "machine": header, "verdicts": verdicts.records()},
                          common.results_path(name, args.results))

@@ -270,3 +270,11 @@ def test_a_full_disk_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert json.loads((folder / "trainer.json").read_text()) == {"step": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]
     assert load_model(folder).path == folder
+
+
+def test_a_kind_that_is_not_a_string_is_an_unknown_kind():
+    from charrnn.checkpoint import checkpoint_kind
+
+    # An edited config.json may hold any JSON in "kind": it is no known kind, never a TypeError.
+    for kind in ({"a": 1}, ["language-model"], 3, None):
+        assert checkpoint_kind({"format": "charrnn-checkpoint", "kind": kind}) is None

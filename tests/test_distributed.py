@@ -15,8 +15,10 @@ from charrnn.files import load_tensors
 from charrnn.training import train
 from charrnn.training.settings import TrainConfig
 
+# float32: bfloat16's products round differently for a batch of 4 and one of 8, so only
+# float32 lets two processes match one to 1e-5.
 MODEL = dict(hidden_size=16, embedding_size=8, sequence_length=16, eval_every=3, log_every=1,
-             eval_characters=0, warmup_steps=2, max_steps=6, num_threads=1)
+             eval_characters=0, warmup_steps=2, max_steps=6, num_threads=1, amp="none")
 
 
 def test_context_from_torchrun_environment():

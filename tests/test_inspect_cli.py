@@ -14,7 +14,7 @@ from charrnn.inspection import FEATURES, Recording
 
 #: Text that would break a page that took it as markup, or a tag that took it as a string.
 HOSTILE = "<script>alert(1)</script> & \"quotes\" 'single' \t tab \n newline 😀 한국어"
-LM = ["--hidden-size", "8", "--embedding-size", "4", "--sequence-length", "8", "--batch-size", "2",
+LM = ["--hidden-size", "8", "--num-layers", "2", "--embedding-size", "4", "--sequence-length", "8", "--batch-size", "2",
       "--max-steps", "2", "--eval-every", "2", "--threads", "1", "--device", "cpu", "--quiet"]
 MACHINE = ["--threads", "1", "--device", "cpu"]
 VOID = {"meta", "img", "br", "input", "link", "hr", "wbr"}

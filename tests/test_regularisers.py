@@ -61,6 +61,16 @@ def test_tied_weights_share_one_matrix_and_survive_a_checkpoint(tmp_path, capsys
     assert run_cli(capsys, "sample", tmp_path / "run", "--length", "10")[0] == 0
 
 
+def test_tied_weights_without_an_embedding_size_widen_the_embedding_to_the_hidden_size():
+    from charrnn.training import TrainConfig, resolve_settings
+
+    assert resolve_settings({"tie_weights": True, "hidden_size": 48}).embedding_size == 48
+    tied_preset = resolve_settings({"hidden_size": 128}, preset="cpu-15min")
+    assert tied_preset.tie_weights and tied_preset.embedding_size == 128
+    untied = resolve_settings({"tie_weights": False}, preset="cpu-15min")
+    assert not untied.tie_weights and untied.embedding_size == TrainConfig().embedding_size
+
+
 def test_a_run_with_every_regulariser_resumes_bitwise(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(SAMPLE_TEXT, encoding="utf-8")
@@ -79,7 +89,7 @@ def test_a_run_with_every_regulariser_resumes_bitwise(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--weight-dropout", "1"], "--weight-dropout must be"),
     (["--input-dropout", "-0.1"], "--input-dropout must be"),
-    (["--tie-weights"], "--tie-weights needs --embedding-size equal to --hidden-size"),
+    (["--tie-weights", "--embedding-size", "32"], "--tie-weights needs --embedding-size equal to --hidden-size"),
     (["--weight-dropout", "0.2", "--cell", "gru"], "--weight-dropout needs a cell"),
 ])
 def test_bad_regulariser_settings_are_one_line_errors(tmp_path, capsys, flags, message):

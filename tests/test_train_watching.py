@@ -18,7 +18,7 @@ from conftest import run_cli
 WORDS = "the quick brown fox jumps over a lazy dog and then it sleeps".split()
 #: Small and quick: every run below takes a second or two on one thread.
 SHAPE = ["--hidden-size", "48", "--embedding-size", "16", "--batch-size", "8", "--sequence-length", "32",
-         "--threads", "1", "--quiet"]
+         "--num-layers", "2", "--threads", "1", "--quiet"]
 
 
 def _lines(seed: int, count: int, words: int, suffix: str = "") -> str:

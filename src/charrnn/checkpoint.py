@@ -83,7 +83,7 @@ def checkpoint_kind(values) -> str | None:
     if not isinstance(values, dict):
         return None
     kind = values.get("kind")
-    if kind in COMMANDS:
+    if isinstance(kind, str) and kind in COMMANDS:  # an edited file may hold any JSON there
         return kind
     if "kind" not in values and values.get("format") in (CHECKPOINT_FORMAT, RUN_FORMAT):
         return LANGUAGE_MODEL

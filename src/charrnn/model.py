@@ -70,8 +70,9 @@ class ModelSettings:
 
 @dataclass(kw_only=True)
 class LanguageModelSettings(ModelSettings):
-    """The language model's own settings, besides its :class:`ModelSettings`: the regularisers
-    of long runs that AWD-LSTM brought to word models (Merity et al. 2017), each off by default.
+    """The language model's own settings, besides its :class:`ModelSettings`: a default shape of
+    its own (one LSTM layer of 512 units), and the regularisers of long runs that AWD-LSTM
+    brought to word models (Merity et al. 2017), each off by default.
 
     ``weight_dropout``: DropConnect on every hidden-to-hidden matrix, one mask per batch (the
     fused kernels run on the masked matrices). ``input_dropout``: locked (variational) dropout
@@ -80,6 +81,12 @@ class LanguageModelSettings(ModelSettings):
     shares the embedding's matrix (needs ``embedding_size == hidden_size``).
     """
 
+    # One wide layer learns more per CPU-minute than two narrow ones: in 120 s of bf16 training
+    # on tinyshakespeare (2 threads, load 3-4), 1 x 512 reached a validation loss of 1.471 nats,
+    # 2 x 256 (the former default) 1.500, 2 x 256 with tied weights 1.491; 1 x 512 at a peak
+    # rate of 6e-3 1.478, with a 128-wide embedding 1.491 (bench/bench_train.py --quality 2min).
+    hidden_size: int = 512
+    num_layers: int = 1
     weight_dropout: float = 0.0
     input_dropout: float = 0.0
     locked_dropout: bool = False

@@ -37,15 +37,19 @@ DEFAULT_WARMUP_STEPS, DEFAULT_WARMUP_FRACTION = 100, 0.05
 AMP_MODES = ("none", "bf16", "fp16", "auto")
 
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
-#: quarter-hour of a 2-core CPU: a wider network, kept from over-fitting by dropout and strong
-#: weight decay, at a gentler peak learning rate. In 15 minutes it sees the corpus about ten
-#: times. On tinyshakespeare it reaches 1.398-1.400 nats; weight decay 0.3 gave 1.404, 0.1 gave
-#: 1.409, 0.05 gave 1.415 (and 1.422 with dropout 0.45), and the former 2x384 with dropout 0.2
-#: and no decay 1.452, its training loss 0.3 below.
+#: quarter-hour of a 2-core CPU: a wider, two-layer network, kept from over-fitting by dropout,
+#: strong weight decay and an output layer tied to the embedding, at a gentler peak learning
+#: rate. Untied, on a day the machine gave it about 11k characters a second, it reached
+#: 1.398-1.400 nats on tinyshakespeare (weight decay 0.3 gave 1.404, 0.1 gave 1.409, 0.05 gave
+#: 1.415, and 1.422 with dropout 0.45; the former 2x384 with dropout 0.2 and no decay 1.452).
+#: Tying took 0.037 nats off at a fixed number of steps (bench/bench_regularisers.py) for 10% more
+#: time a step. Tied, on a day the same machine gave it 4.9k characters a second in float32,
+#: it reached 1.446 in float32 and 1.427 in bfloat16 (6.2k a second; bench/bench_train.py
+#: --quality 15min --amp none bf16 --threads 2, load 2.3-3.1).
 PRESETS: dict[str, dict] = {
     "default": {},
-    "cpu-15min": {"hidden_size": 512, "dropout": 0.35, "weight_decay": 0.2, "learning_rate": 4e-3,
-                  "max_time": 900.0},
+    "cpu-15min": {"hidden_size": 512, "num_layers": 2, "tie_weights": True, "dropout": 0.35,
+                  "weight_decay": 0.2, "learning_rate": 4e-3, "max_time": 900.0},
 }
 
 #: Settings a resumed run may change freely (how long, how often, where), as opposed to the
@@ -141,6 +145,10 @@ class TrainConfig(LanguageModelSettings, OptimizationSettings):
     shape and starting weights; its vocabulary is extended by the corpus's new characters.
     """
 
+    # bfloat16 on a CPU that has the instructions: in 120 s on tinyshakespeare it made 1.5-1.6 x
+    # the characters per second of float32 and reached 1.489 and 1.487 nats against 1.518 and
+    # 1.538 (bench/bench_train.py --quality 2min --amp none bf16, two runs).
+    amp: str = "auto"
     sequence_length: int = 64
     documents_per_line: bool = False
     val_fraction: float = 0.1
@@ -262,6 +270,15 @@ def resolve_resume(saved: TrainConfig, requested: dict, allow_changes: bool, sou
     return TrainConfig.from_dict({**saved.to_dict(), **changes})
 
 
+def _tied_embedding(values: dict) -> dict:
+    """``values`` with ``embedding_size`` as wide as the hidden layer where ``tie_weights`` asks
+    for it and no layer gave one: tying needs them equal, so ``--hidden-size 128`` on a tied
+    preset means a 128-wide embedding too."""
+    if values.get("tie_weights") and "embedding_size" not in values:
+        return {**values, "embedding_size": values.get("hidden_size", LanguageModelSettings.hidden_size)}
+    return values
+
+
 def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str | os.PathLike | None = None,
                      preset: str | None = None, saved: TrainConfig | None = None, override: bool = False,
                      saved_source: str = "the saved run") -> TrainConfig:
@@ -295,7 +312,7 @@ def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str |
         raise SettingError(f"--preset: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     init_from = requested.get("init_from")
     if init_from is None:
-        return TrainConfig.from_dict({**PRESETS[preset], **requested})
+        return TrainConfig.from_dict(_tied_embedding({**PRESETS[preset], **requested}))
     from charrnn.training.fine_tuning import check_same_shape, source_settings
 
     # The trained model's settings are a layer under the preset's, so that a preset or a flag
