@@ -10,7 +10,9 @@ one fold) in the same run:
   (100:1); built here, deterministically (see :func:`speaker_lines`).
 
 Rows: ``charrnn defaults`` (``CharRNNClassifier()`` as it ships, CPU), ``charrnn best`` (the
-best setting docs/classify.md documents; one row when it is the defaults), and the baseline:
+best setting docs/classify.md documents; one row when it is the defaults) and, when that blends
+the RNN with n-grams, each of its two parts alone, scored from the same fits (the RNN's own
+argmax, the n-gram model's), so the table says where a gain comes from; and the baseline:
 the best of a grid of TF-IDF + LogisticRegression pipelines (``char`` and ``char_wb`` n-grams
 1-4 and 2-5, C in {1, 10}, class_weight None or balanced; 16 pipelines) chosen **in each
 outer fold by an inner 3-fold cross-validation of that fold's training side** (macro-F1), so
@@ -23,7 +25,7 @@ paired per-fold difference from the baseline with its standard error: a differen
 than two standard errors is said to be within the noise. The exit status is 1 when charrnn's
 best setting does not beat the baseline's mean macro-F1 on every set run.
 
-    python bench/bench_classify.py                    # the three sets, 5 folds (~15 min on 2 cores)
+    python bench/bench_classify.py                    # the three sets, 5 folds (about an hour on 2 loaded cores)
     python bench/bench_classify.py --quick            # 3 folds, 2 inner folds, a smaller grid
     python bench/bench_classify.py --datasets 1:20 --folds 2 --epochs 1   # a smoke run
 """
@@ -64,10 +66,12 @@ from charrnn.classification import (
     load_folder,
 )
 
-#: The best setting docs/classify.md documents (measured on a tuning split of its own, random_state=123),
-#: as changes to the defaults: empty, since the defaults were set to it.
-BEST_SETTING: dict = {}
-#: ``--variants``: the imbalance treatments, each a change to the best setting.
+#: The best setting docs/classify.md documents, as changes to the defaults: the RNN blended with a
+#: logistic regression on character n-grams, three networks cross-fitted on three folds of each
+#: training side (one each), the blend's weight and τ chosen on their out-of-fold scores
+#: (docs/classify.md, "Blending with character n-grams").
+BEST_SETTING: dict = {"ngrams": True, "cross_fit": 3, "ensemble": 1, "logit_adjustment": "post-hoc"}
+#: ``--variants``: the imbalance treatments, each a change to the defaults (the RNN alone).
 VARIANTS = {
     "charrnn + post-hoc logit adjustment": {"validation_fraction": 0.1, "logit_adjustment": "post-hoc"},
     "charrnn, logit-adjusted loss (no class weight)": {"class_weight": None, "logit_adjustment": "loss"},
@@ -129,9 +133,14 @@ def baseline_search(inner_folds: int, quick: bool, cache: str) -> GridSearchCV:
 
 
 def evaluate(estimator, texts, labels, folds):
-    """Fit and score ``estimator`` on each fold: per-fold scores, their mean ± std, total seconds."""
+    """Fit and score ``estimator`` on each fold: per-fold scores, their mean ± std, total seconds.
+
+    For a charrnn model blended with n-grams, ``parts`` also scores its two parts from the same
+    fits: the RNN alone (``argmax`` of its own logits) and the n-gram model alone.
+    """
     texts, labels = np.asarray(texts, dtype=object), np.asarray(labels)
     macro_f1, balanced, chosen, started = [], [], [], time.perf_counter()
+    parts = {}
     for train, test in folds:
         model = clone(estimator).fit(texts[train].tolist(), labels[train])
         predicted = model.predict(texts[test].tolist())
@@ -139,11 +148,29 @@ def evaluate(estimator, texts, labels, folds):
         balanced.append(float(balanced_accuracy_score(labels[test], predicted)))
         if isinstance(model, GridSearchCV):
             chosen.append({key.split("__")[1]: str(value) for key, value in model.best_params_.items()})
-        elif getattr(model.classifier_, "selection", None):
-            chosen.append({"epoch": model.classifier_.selection["epoch"], "tau": model.classifier_.selection["tau"]})
-    return {"macro_f1": float(np.mean(macro_f1)), "macro_f1_std": float(np.std(macro_f1)),
-            "balanced_accuracy": float(np.mean(balanced)), "balanced_accuracy_std": float(np.std(balanced)),
-            "folds_macro_f1": macro_f1, "seconds": time.perf_counter() - started, "chosen": chosen}
+            continue
+        classifier = model.classifier_
+        if classifier.selection:
+            chosen.append({key: classifier.selection[key] for key in ("epoch", "tau", "ngram_weight", "ngrams",
+                                                                      "cross_fit") if key in classifier.selection})
+        if classifier.ngrams is not None:
+            test_texts = texts[test].tolist()
+            for part, scores in (("RNN", classifier.raw_logits(test_texts)),
+                                 ("n-gram", classifier.ngrams.log_proba(test_texts))):
+                part_predicted = model.classes_[scores.argmax(axis=1)]
+                record = parts.setdefault(part, {"folds_macro_f1": [], "folds_balanced_accuracy": []})
+                record["folds_macro_f1"].append(float(f1_score(labels[test], part_predicted, average="macro")))
+                record["folds_balanced_accuracy"].append(float(balanced_accuracy_score(labels[test], part_predicted)))
+    result = {"macro_f1": float(np.mean(macro_f1)), "macro_f1_std": float(np.std(macro_f1)),
+              "balanced_accuracy": float(np.mean(balanced)), "balanced_accuracy_std": float(np.std(balanced)),
+              "folds_macro_f1": macro_f1, "seconds": time.perf_counter() - started, "chosen": chosen}
+    if parts and len(parts["RNN"]["folds_macro_f1"]) == len(folds):
+        result["parts"] = {part: {"macro_f1": float(np.mean(record["folds_macro_f1"])),
+                                  "macro_f1_std": float(np.std(record["folds_macro_f1"])),
+                                  "balanced_accuracy": float(np.mean(record["folds_balanced_accuracy"])),
+                                  "balanced_accuracy_std": float(np.std(record["folds_balanced_accuracy"])),
+                                  **record} for part, record in parts.items()}
+    return result
 
 
 def paired_difference(ours: dict, theirs: dict) -> tuple[float, float]:
@@ -151,6 +178,31 @@ def paired_difference(ours: dict, theirs: dict) -> tuple[float, float]:
     differences = np.array(ours["folds_macro_f1"]) - np.array(theirs["folds_macro_f1"])
     error = float(np.std(differences, ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else float("nan")
     return float(differences.mean()), error
+
+
+def _describe_choice(chosen: dict) -> str:
+    """``tau 0.25 w 0.8 (char_wb 2-5 C=10)``: what one fit of charrnn chose (and its epoch, when chosen)."""
+    keys = ("tau",) if chosen.get("cross_fit") else ("epoch", "tau")
+    text = " ".join(f"{key} {chosen[key]:g}" for key in keys if key in chosen)
+    if "ngram_weight" in chosen:
+        settings = chosen["ngrams"]
+        low, high = settings["ngram_range"]
+        text += f" w {chosen['ngram_weight']:g} ({settings['analyzer']} {low}-{high} C={settings['C']:g})"
+    return text.strip()
+
+
+def print_row(model_name: str, scores: dict, rows: dict, seconds: bool = True) -> None:
+    """One line of the table; a charrnn row (not the first) gets its paired difference from the baseline."""
+    versus = ""
+    if rows and scores is not next(iter(rows.values())):
+        difference, error = paired_difference(scores, next(iter(rows.values())))
+        noise = "within noise" if abs(difference) < 2 * error else "beyond noise"
+        scores.update(difference=difference, difference_error=error)
+        versus = f"{difference:+.3f} ± {error:.3f} ({noise})"
+    f1 = f"{scores['macro_f1']:.3f} ± {scores['macro_f1_std']:.3f}"
+    balanced = f"{scores['balanced_accuracy']:.3f} ± {scores['balanced_accuracy_std']:.3f}"
+    time_taken = f"{scores['seconds']:>8.1f}" if seconds else f"{'':>8}"
+    print(f"{model_name:<44} {f1:>15} {balanced:>15} {time_taken}  {versus}", flush=True)
 
 
 def load_sets(args) -> dict:
@@ -226,24 +278,22 @@ def main(argv=None) -> int:
             if not same:
                 models.append(("charrnn best setting", best))
             if args.variants:
-                models[-1:-1] = [(label, clone(best).set_params(**change)) for label, change in VARIANTS.items()]
+                models[-1:-1] = [(label, clone(defaults).set_params(**change)) for label, change in VARIANTS.items()]
             rows = {}
             for model_name, estimator in models:
                 rows[model_name] = scores = evaluate(estimator, texts, labels, folds)
-                versus = ""
-                if model_name.startswith("charrnn"):
-                    difference, error = paired_difference(scores, next(iter(rows.values())))
-                    noise = "within noise" if abs(difference) < 2 * error else "beyond noise"
-                    scores.update(difference=difference, difference_error=error)
-                    versus = f"{difference:+.3f} ± {error:.3f} ({noise})"
-                f1 = f"{scores['macro_f1']:.3f} ± {scores['macro_f1_std']:.3f}"
-                balanced = f"{scores['balanced_accuracy']:.3f} ± {scores['balanced_accuracy_std']:.3f}"
-                print(f"{model_name:<44} {f1:>15} {balanced:>15} {scores['seconds']:>8.1f}  {versus}", flush=True)
+                print_row(model_name, scores, rows)
+                for part, part_scores in scores.get("parts", {}).items():  # the same fits, one part at a time
+                    part_name = f"  its {part} part alone (same fits)"
+                    print_row(part_name, part_scores, rows, seconds=False)
             baseline_choices = [" ".join(f"{k}={v}" for k, v in chosen.items())
                                 for chosen in next(iter(rows.values()))["chosen"]]
             print("   baseline chosen per fold: " + "; ".join(baseline_choices))
+            if rows[models[-1][0]]["chosen"]:
+                print("   charrnn best chose per fold: " + "; ".join(_describe_choice(chosen)
+                                                                    for chosen in rows[models[-1][0]]["chosen"]))
             results["datasets"][name] = {"counts": counts, "duplicates": vars(duplicates), "models": rows}
-            baseline, ours = next(iter(rows.values())), list(rows.values())[-1]  # the best setting is last
+            baseline, ours = next(iter(rows.values())), rows[models[-1][0]]  # the best setting is last
             difference, error = ours["difference"], ours["difference_error"]
             verdicts.add(f"charrnn best beats the tuned baseline on {name}", ours["macro_f1"] > baseline["macro_f1"],
                          f"macro-F1 {ours['macro_f1']:.3f} vs {baseline['macro_f1']:.3f} "

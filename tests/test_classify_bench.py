@@ -67,7 +67,15 @@ def test_a_smoke_run_writes_results_and_a_verdict(tmp_path, capsys):
     report = json.loads(results.read_text())
     row = report["datasets"]["full"]["models"]["tuned TF-IDF + LR (inner CV per fold)"]
     assert len(row["folds_macro_f1"]) == 2 and len(row["chosen"]) == 2
+    if bench_classify.BEST_SETTING.get("ngrams"):  # the best setting's two parts, scored from the same fits
+        best = report["datasets"]["full"]["models"]["charrnn best setting"]
+        assert set(best["parts"]) == {"RNN", "n-gram"}
+        assert all(len(part["folds_macro_f1"]) == 2 for part in best["parts"].values())
+        assert all("ngram_weight" in chosen for chosen in best["chosen"])
     verdict = report["verdicts"][0]
     assert status == (0 if verdict["passed"] else 1)
     assert re.search(r"\(-?\+?[0-9.]+ ± [0-9.]+, (within|beyond) noise\)", verdict["detail"]), verdict["detail"]
-    assert "baseline chosen per fold: " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "baseline chosen per fold: " in out
+    if bench_classify.BEST_SETTING.get("ngrams"):
+        assert "  its RNN part alone (same fits)" in out and "charrnn best chose per fold: tau" in out

@@ -1,6 +1,7 @@
 """Classifier checkpoints: charrnn's one checkpoint format (see :mod:`charrnn.checkpoint`),
-``kind`` ``"classifier"``, with the class names in ``labels.json``. No pickle: loading never
-runs code."""
+``kind`` ``"classifier"``, with the class names in ``labels.json``, and, for a classifier
+blended with an n-gram model, that model's terms and settings in ``ngrams.json`` and its idf,
+coefficients and intercepts in ``ngrams.safetensors``. No pickle: loading never runs code."""
 
 from __future__ import annotations
 
@@ -9,18 +10,30 @@ from pathlib import Path
 
 import torch
 
-from charrnn.checkpoint import CONFIG_FILE, LABELS_FILE, load_checkpoint, save_checkpoint
+from charrnn.checkpoint import (
+    CONFIG_FILE,
+    LABELS_FILE,
+    load_checkpoint,
+    save_checkpoint,
+)
 from charrnn.classification.model import CharClassifier
+from charrnn.classification.ngrams import NgramModel
 from charrnn.classification.predict import TextClassifier
-from charrnn.files import CheckpointError, read_json
+from charrnn.files import CheckpointError, load_tensors, read_json
 
+#: The n-gram model's files (without their suffix): ``ngrams.json`` and ``ngrams.safetensors``.
+NGRAMS = "ngrams"
 
 
 def save_classifier(classifier: TextClassifier, folder: str | os.PathLike) -> Path:
     """Write ``classifier`` into the checkpoint folder ``folder``, whole or not at all."""
+    extra_json = {LABELS_FILE.removesuffix(".json"): {"labels": [str(label) for label in classifier.classes]}}
+    extra_tensors = None
+    if classifier.ngrams is not None and classifier.model.config.ngram_weight > 0:
+        extra_json[NGRAMS] = classifier.ngrams.to_json()
+        extra_tensors = {NGRAMS: classifier.ngrams.tensors()}
     return save_checkpoint(folder, classifier.model, classifier.vocabulary, classifier.model.config,
-                           extra_json={LABELS_FILE.removesuffix(".json"):
-                                       {"labels": [str(label) for label in classifier.classes]}})
+                           extra_tensors=extra_tensors, extra_json=extra_json)
 
 
 def load_classifier(folder: str | os.PathLike, device: str | torch.device = "cpu") -> TextClassifier:
@@ -35,4 +48,9 @@ def load_classifier(folder: str | os.PathLike, device: str | torch.device = "cpu
             or len(classes) != loaded.config.num_classes):
         raise CheckpointError(f"{folder / LABELS_FILE}: expected {{\"labels\": [names...]}} with the "
                               f"{loaded.config.num_classes} classes of {folder / CONFIG_FILE}")
-    return TextClassifier(loaded.model, loaded.vocabulary, classes)
+    ngrams = None
+    if loaded.config.ngram_weight > 0:
+        json_file, tensor_file = loaded.path / f"{NGRAMS}.json", loaded.path / f"{NGRAMS}.safetensors"
+        ngrams = NgramModel.from_saved(read_json(json_file), load_tensors(tensor_file), loaded.config.num_classes,
+                                       json_file, tensor_file)
+    return TextClassifier(loaded.model, loaded.vocabulary, classes, ngrams)

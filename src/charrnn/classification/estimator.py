@@ -83,6 +83,11 @@ class CharRNNClassifier(ClassifierMixin, BaseEstimator):
     as it was. ``class_weight`` is None, ``'balanced'`` or a dict ``{label: weight}``;
     ``fit`` takes ``sample_weight``. With ``validation_fraction`` above 0 the epoch kept (and
     τ, for ``logit_adjustment='post-hoc'``) is chosen on that share of the training texts only.
+    ``ngrams=True`` blends the RNN with a linear model on TF-IDF character n-grams, its weight
+    ``ngram_weight`` chosen on that same share unless given (``select_epoch=False`` keeps the
+    last epoch while the share chooses τ and the weight). ``cross_fit=K`` chooses τ and the
+    weight on out-of-fold scores instead: ``K`` networks, each trained without one of ``K``
+    folds, which then predict together.
 
     Attributes
     ----------
@@ -115,6 +120,9 @@ class CharRNNClassifier(ClassifierMixin, BaseEstimator):
                  balanced_sampler: bool = _OPTIONS.balanced_sampler,
                  validation_fraction: float = _OPTIONS.validation_fraction, patience: int | None = _OPTIONS.patience,
                  logit_adjustment: str = _OPTIONS.logit_adjustment, tau: float | None = _OPTIONS.tau,
+                 select_epoch: bool = _OPTIONS.select_epoch, ngrams: bool = _OPTIONS.ngrams,
+                 ngram_search: bool = _OPTIONS.ngram_search, ngram_weight: float | None = _OPTIONS.ngram_weight,
+                 cross_fit: int = _OPTIONS.cross_fit,
                  random_state=_OPTIONS.seed, device: str = _OPTIONS.device):
         self.cell = cell
         self.hidden_size = hidden_size
@@ -136,6 +144,11 @@ class CharRNNClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.logit_adjustment = logit_adjustment
         self.tau = tau
+        self.select_epoch = select_epoch
+        self.ngrams = ngrams
+        self.ngram_search = ngram_search
+        self.ngram_weight = ngram_weight
+        self.cross_fit = cross_fit
         self.random_state = random_state
         self.device = device
 
@@ -169,7 +182,9 @@ class CharRNNClassifier(ClassifierMixin, BaseEstimator):
                                   class_weight=class_weight, balanced_sampler=self.balanced_sampler,
                                   validation_fraction=self.validation_fraction, patience=self.patience,
                                   logit_adjustment=self.logit_adjustment, tau=self.tau,
-                                  seed=seed_from(self.random_state), device=self.device)
+                                  select_epoch=self.select_epoch, ngrams=self.ngrams,
+                                  ngram_search=self.ngram_search, ngram_weight=self.ngram_weight,
+                                  cross_fit=self.cross_fit, seed=seed_from(self.random_state), device=self.device)
         classifier = train_classifier(
             texts, [_plain(label) for label in y], [_plain(label) for label in classes], cell=self.cell,
             hidden_size=self.hidden_size, num_layers=self.num_layers, embedding_size=self.embedding_size,

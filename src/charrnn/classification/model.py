@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from charrnn.cells import LSTMStateTuple
-from charrnn.checks import check_integer
+from charrnn.checks import check_integer, check_number
 from charrnn.errors import SettingError
 from charrnn.model import CharLMConfig, make_cell_stack
 from charrnn.unroll import bidirectional_dynamic_rnn, dynamic_rnn
@@ -42,9 +42,11 @@ class ClassifierConfig(CharLMConfig):
     different initial weights, trained side by side on the same batches; their probabilities
     are averaged), and the post-hoc logit adjustment chosen in training:
     ``logit_adjustment`` (τ) and ``class_prior`` (the training classes' shares), so that
-    prediction uses ``logits - τ·log(prior)``. The defaults are those of checkpoints written
-    before these settings existed (one direction, final state, no adjustment), which load as
-    they were.
+    prediction uses ``logits - τ·log(prior)``; and ``ngram_weight``, the weight ``w`` of the
+    n-gram model blended with the network (0: none; see
+    :mod:`~charrnn.classification.ngrams`). The defaults are those of checkpoints written
+    before these settings existed (one direction, final state, no adjustment, no n-grams),
+    which load as they were.
     """
 
     num_classes: int = 2
@@ -53,6 +55,7 @@ class ClassifierConfig(CharLMConfig):
     ensemble: int = 1
     logit_adjustment: float = 0.0
     class_prior: list | None = None
+    ngram_weight: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -61,6 +64,7 @@ class ClassifierConfig(CharLMConfig):
             raise SettingError(f"--bidirectional must be true or false, got {self.bidirectional!r}")
         parse_pooling(self.pooling)
         check_integer("ensemble", self.ensemble)
+        check_number("ngram_weight", self.ngram_weight, low=0.0, high=1.0)
         if self.class_prior is not None:
             prior = np.asarray(self.class_prior, dtype=float)
             if prior.shape != (self.num_classes,) or not np.all(prior > 0):

@@ -12,7 +12,16 @@ import numpy as np
 import torch
 
 from charrnn.classification.model import CharClassifier, encode_texts, pad_batch
+from charrnn.classification.ngrams import NgramModel
 from charrnn.vocabulary import Vocabulary
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of ``logits`` ``(N, C)``."""
+    if not len(logits):
+        return logits
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 @dataclass
@@ -26,12 +35,16 @@ class TextClassifier:
         The characters seen in training; others read as "unknown".
     classes : list
         The class names; ``classes[k]`` is the label of logit ``k``.
+    ngrams : NgramModel or None
+        The linear model on character n-grams blended with the network, with weight
+        ``model.config.ngram_weight`` (see :meth:`logits`).
     """
 
     model: CharClassifier
     vocabulary: Vocabulary
     classes: list
-    #: How training chose the kept epoch and τ on its validation split (None without one).
+    ngrams: NgramModel | None = field(default=None, compare=False, repr=False)
+    #: How training chose the kept epoch, τ and the n-gram blend (None without a validation split or n-grams).
     selection: dict | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -60,17 +73,20 @@ class TextClassifier:
         return logits
 
     def logits(self, texts, batch_size: int = 256) -> np.ndarray:
-        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits` less ``τ·log(prior)``
-        when training chose a post-hoc logit adjustment (see ``model.config``)."""
+        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits`, or with an n-gram
+        model the blend ``(1 - w)·log_softmax(raw_logits) + w·log p_ngram``, less
+        ``τ·log(prior)`` when training chose a post-hoc logit adjustment (see ``model.config``)."""
+        texts = list(texts)
         logits = self.raw_logits(texts, batch_size)
+        weight = self.model.config.ngram_weight
+        if self.ngrams is not None and weight > 0:
+            logits = (1 - weight) * log_softmax(logits) + weight * self.ngrams.log_proba(texts)
         offset = self.model.config.logit_offset()
         return logits if offset is None else logits - offset
 
     def predict_log_proba(self, texts, batch_size: int = 256) -> np.ndarray:
         """Log class probabilities ``(N, C)``: the log-softmax of :meth:`logits`."""
-        logits = self.logits(texts, batch_size)
-        shifted = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return log_softmax(self.logits(texts, batch_size))
 
     def predict_proba(self, texts, batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``(N, C)`` for each text (rows sum to 1)."""

@@ -23,7 +23,15 @@ from charrnn.classification.model import (
     encode_texts,
     pad_batch,
 )
-from charrnn.classification.predict import TextClassifier
+from charrnn.classification.ngrams import (
+    DEFAULT_WEIGHT,
+    WEIGHT_GRID,
+    NgramModel,
+    NgramSettings,
+    check_ngram_weight,
+    choose_settings,
+)
+from charrnn.classification.predict import TextClassifier, log_softmax
 from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError, DataError, SettingError
 from charrnn.model import ModelSettings
@@ -71,6 +79,30 @@ class TrainingOptions(OptimizationSettings):
         ``cross_entropy(logits + τ·log(prior))`` (τ = ``tau`` or 1) and predict from the logits.
     tau : float or None
         τ itself, for either adjustment.
+    select_epoch : bool
+        With a validation split, keep the weights of the epoch with the best validation score
+        (True) or those of the last epoch (False; the split then chooses τ and ``w`` only).
+    ngrams : bool
+        Blend the RNN with a linear model on TF-IDF character n-grams
+        (:mod:`~charrnn.classification.ngrams`): predict from
+        ``(1 - w)·log p_rnn + w·log p_ngram`` (less ``τ·log(prior)``), ``w`` chosen with τ on
+        the validation split by a model fitted on the texts the RNN trains on, which is then
+        refitted on all the training texts. Its settings are ``char_wb`` n-grams 2-5, ``C=10``
+        (:class:`~charrnn.classification.ngrams.NgramSettings`), unless ``ngram_search``.
+    ngram_search : bool
+        Choose the n-gram model's analyzer, n-gram range and ``C`` from
+        :data:`~charrnn.classification.ngrams.SETTINGS_GRID` by a 3-fold cross-validation of
+        the texts the RNN trains on (macro-F1).
+    ngram_weight : float in [0, 1] or None
+        ``w`` itself; None chooses it on the validation split (or the out-of-fold predictions
+        of ``cross_fit``) from :data:`~charrnn.classification.ngrams.WEIGHT_GRID` (with
+        neither: :data:`~charrnn.classification.ngrams.DEFAULT_WEIGHT`).
+    cross_fit : int
+        ``K >= 2``: instead of a validation split, train ``K`` networks, each on the texts
+        outside one of ``K`` stratified folds (copies of a text in one fold), score every
+        training text with the network that did not see it, choose τ and ``w`` on those
+        out-of-fold scores, and predict with the ``K`` networks together (an ensemble of
+        ``K · ensemble``). 0: off.
 
     The learning rate falls step by step to a tenth of ``learning_rate`` (``decay``), as the
     language model's does; ``seed`` seeds the weights, the dropout masks, the shuffling, the
@@ -89,6 +121,11 @@ class TrainingOptions(OptimizationSettings):
     patience: int | None = None
     logit_adjustment: str = "none"
     tau: float | None = None
+    select_epoch: bool = True
+    ngrams: bool = False
+    ngram_search: bool = False
+    ngram_weight: float | None = None
+    cross_fit: int = 0
 
     def __post_init__(self):
         self.check_optimization_settings()
@@ -104,6 +141,15 @@ class TrainingOptions(OptimizationSettings):
         check_optional(check_integer, "patience", self.patience)
         check_choice("logit_adjustment", self.logit_adjustment, LOGIT_ADJUSTMENTS)
         check_optional(check_number, "tau", self.tau)
+        for name in ("select_epoch", "ngrams", "ngram_search"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise SettingError(f"--{name.replace('_', '-')} must be true or false, got {getattr(self, name)!r}")
+        check_ngram_weight(self.ngram_weight)
+        if check_integer("cross_fit", self.cross_fit, minimum=0) == 1:
+            raise SettingError("--cross-fit must be 0 (off) or a number of folds >= 2, got 1")
+        if self.cross_fit and self.validation_fraction > 0:
+            raise SettingError("--cross-fit and --validation-fraction are two ways of choosing tau and the n-gram "
+                               "weight; give one of them")
 
 
 def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -247,41 +293,69 @@ class _EpochReport(Callback):
         self.started, self.total, self.batches = time.perf_counter(), 0.0, 0
 
 
-class EpochSelection:
-    """Scores each epoch on the validation split and keeps the best weights (and τ).
+def macro_f1(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
+    """Macro-F1 over classes ``0..num_classes-1`` (a class neither true nor predicted scores 0),
+    as ``f1_score(y, predicted, labels=range(num_classes), average='macro', zero_division=0)``."""
+    confusion = np.bincount(y * num_classes + predicted, minlength=num_classes * num_classes)
+    confusion = confusion.reshape(num_classes, num_classes)
+    true_positive = np.diag(confusion).astype(np.float64)
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # predicted + true, per class
+    f1 = np.divide(2 * true_positive, denominator, out=np.zeros(num_classes), where=denominator > 0)
+    return float(f1.mean())
 
-    The score is the validation macro-F1 of ``argmax(logits - τ·log(prior))``, at the best τ of
-    ``taus``; ties go to the lower validation cross-entropy. The test side of an outer split is
-    never seen here: the validation texts are part of what the classifier was given to train on.
+
+class EpochSelection:
+    """Scores each epoch on the validation split and keeps the best weights (and τ, and ``w``).
+
+    The score is the validation macro-F1 of ``argmax(log p - τ·log(prior))``, at the best τ of
+    ``taus`` (of equal scores, the τ nearest 0); ties go to the lower validation cross-entropy.
+    With the n-gram model's validation log-probabilities ``ngram_log_proba`` ``(N_val, C)``,
+    ``log p`` is the blend
+    ``(1 - w)·log p_rnn + w·log p_ngram`` at the best ``(w, τ)`` of ``weights`` × ``taus``.
+    ``select_epoch=False`` keeps the last epoch and its ``(w, τ)`` instead of the best epoch's.
+    The test side of an outer split is never seen here: the validation texts are part of what
+    the classifier was given to train on.
     """
 
-    def __init__(self, classifier: TextClassifier, texts: list[str], y: np.ndarray, prior: np.ndarray, taus):
+    def __init__(self, classifier: TextClassifier, texts: list[str], y: np.ndarray, prior: np.ndarray, taus,
+                 ngram_log_proba: np.ndarray | None = None, weights=(0.0,), select_epoch: bool = True):
         self.classifier, self.texts, self.y = classifier, texts, y
         self.log_prior, self.taus = np.log(prior), tuple(taus)
-        self.best_key, self.best_epoch, self.best_tau, self.best_state = None, 0, 0.0, None
+        self.ngram_log_proba = ngram_log_proba
+        self.weights = tuple(weights) if ngram_log_proba is not None else (0.0,)
+        self.select_epoch = select_epoch
+        self.best_key, self.best_epoch, self.best_tau, self.best_weight, self.best_state = None, 0, 0.0, 0.0, None
         self.history: list[dict] = []
+
+    def score(self, log_proba: np.ndarray) -> tuple[tuple[float, float], float, float]:
+        """The best ``((macro-F1, -loss), w, τ)`` of the network's validation log-probabilities."""
+        rows, num_classes = np.arange(len(self.y)), log_proba.shape[1]
+        best = None
+        for weight in self.weights:
+            blended = log_proba if weight == 0 else (1 - weight) * log_proba + weight * self.ngram_log_proba
+            loss = float(-log_softmax(blended)[rows, self.y].mean())
+            scores = [macro_f1(self.y, (blended - tau * self.log_prior).argmax(axis=1), num_classes)
+                      for tau in self.taus]
+            top = max(range(len(scores)), key=lambda i: (scores[i], -abs(self.taus[i])))  # ties: the smallest |τ|
+            key = (scores[top], -loss)
+            if best is None or key > best[0]:
+                best = (key, float(weight), float(self.taus[top]))
+        return best
 
     def __call__(self, epoch: int) -> bool:
         """Score the model after ``epoch``; True when it is the best so far."""
-        from sklearn.metrics import f1_score
-
-        logits = self.classifier.raw_logits(self.texts)  # (N_val, C)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probability = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = float(-log_probability[np.arange(len(self.y)), self.y].mean())
-        labels = np.arange(logits.shape[1])
-        scores = [f1_score(self.y, (logits - tau * self.log_prior).argmax(axis=1), labels=labels,
-                           average="macro", zero_division=0) for tau in self.taus]
-        best = int(np.argmax(scores))
-        key = (scores[best], -loss)
-        self.history.append({"epoch": epoch, "val_macro_f1": float(scores[best]), "val_loss": loss,
-                             "tau": float(self.taus[best])})
-        if self.best_key is None or key > self.best_key:
-            self.best_key, self.best_epoch, self.best_tau = key, epoch, float(self.taus[best])
-            self.best_state = {name: tensor.detach().clone()
-                               for name, tensor in self.classifier.model.state_dict().items()}
-            return True
-        return False
+        key, weight, tau = self.score(log_softmax(self.classifier.raw_logits(self.texts)))  # (N_val, C)
+        record = {"epoch": epoch, "val_macro_f1": float(key[0]), "val_loss": -key[1], "tau": tau}
+        if self.ngram_log_proba is not None:
+            record["ngram_weight"] = weight
+        self.history.append(record)
+        improved = self.best_key is None or key > self.best_key
+        if improved or not self.select_epoch:
+            self.best_key, self.best_epoch, self.best_tau, self.best_weight = key, epoch, tau, weight
+            if self.select_epoch:
+                self.best_state = {name: tensor.detach().clone()
+                                   for name, tensor in self.classifier.model.state_dict().items()}
+        return improved
 
 
 def _validation_split(texts: list[str], y: np.ndarray, fraction: float, seed: int):
@@ -297,6 +371,28 @@ def _validation_split(texts: list[str], y: np.ndarray, fraction: float, seed: in
         return next(StratifiedDuplicateShuffleSplit(1, test_size=fraction, random_state=seed).split(texts, y))
     except SplitError:
         return None
+
+
+def _cross_fit_folds(texts: list[str], y: np.ndarray, folds: int, seed: int) -> list | None:
+    """The ``(rows, held_out)`` of a stratified K-fold of ``texts``, copies of a text in one fold
+    (scikit-learn's ``StratifiedGroupKFold``; a class of fewer than ``folds`` texts is missing
+    from some folds, which cross-fitting allows); None with fewer than ``folds`` distinct texts
+    or a fold whose other folds hold a single class."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from charrnn.classification.splits import duplicate_groups
+
+    groups = duplicate_groups(texts)
+    if len(set(groups.tolist())) < folds:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only n members"
+        splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(texts, y, groups))
+    if any(len(np.unique(y[rows])) < 2 for rows, _ in splits):
+        return None
+    return splits
 
 
 def _forked_generators(device: torch.device):
@@ -340,8 +436,11 @@ def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAP
 
     With ``options.validation_fraction`` above 0, that share of the texts is held out (a
     stratified split of the distinct texts), each epoch is scored on it, and the classifier
-    returned carries the weights of the best epoch (and, with post-hoc logit adjustment, the
-    best τ). Data too small for such a split trains on everything and keeps the last epoch.
+    returned carries the weights of the best epoch (or the last, ``select_epoch=False``) and,
+    with post-hoc logit adjustment, the best τ, and with ``ngrams`` the best blend weight.
+    Data too small for such a split trains on everything and keeps the last epoch.
+    ``options.cross_fit`` chooses τ and the weight on out-of-fold scores instead (see
+    :class:`TrainingOptions`); ``on_epoch_end`` is then called for each of its networks' epochs.
     """
     options = options or TrainingOptions()
     texts = list(texts)
@@ -358,14 +457,20 @@ def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAP
         if not weights.sum() > 0:
             raise DataError("sample_weight must contain at least one non-zero number")
     device = select_device(options.device)
+    shape = {"cell": cell, "hidden_size": hidden_size, "num_layers": num_layers, "embedding_size": embedding_size,
+             "dropout": dropout, "forget_bias": forget_bias, "bidirectional": bool(bidirectional),
+             "pooling": pooling, "ensemble": ensemble}
+    folds = _cross_fit_folds(texts, y, options.cross_fit, options.seed) if options.cross_fit else None
+    if folds is not None:
+        return _train_cross_fitted(texts, y, classes, weights, shape, folds, options, device, log, on_epoch_end)
+    if options.cross_fit and log is not None:
+        log(f"cross-fit: too few texts for {options.cross_fit} folds; one network on every text")
     split = _validation_split(texts, y, options.validation_fraction, options.seed)
     train_rows = np.arange(len(texts)) if split is None else split[0]
     prior = class_prior(y[train_rows], len(classes))
+    ngram_choice = _choose_ngrams(options, texts, y, classes, weights, train_rows, split) if options.ngrams else None
     vocabulary = Vocabulary("".join(texts[i] for i in train_rows))
-    config = ClassifierConfig(vocab_size=vocabulary.size, cell=cell, hidden_size=hidden_size,
-                              num_layers=num_layers, embedding_size=embedding_size, dropout=dropout,
-                              forget_bias=forget_bias, num_classes=len(classes), bidirectional=bool(bidirectional),
-                              pooling=pooling, ensemble=ensemble)
+    config = ClassifierConfig(vocab_size=vocabulary.size, num_classes=len(classes), **shape)
     with _forked_generators(device):
         torch.manual_seed(options.seed)  # the weights and dropout masks; the caller's generator state comes back after
         generator = torch.Generator().manual_seed(options.seed)
@@ -374,21 +479,148 @@ def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAP
         task = _make_task(options, vocabulary, texts, y, classes, weights, train_rows, prior, generator, device)
         selection = None
         if split is not None:
-            taus = TAU_GRID if options.logit_adjustment == "post-hoc" and options.tau is None else \
-                ((options.tau or 0.0) if options.logit_adjustment == "post-hoc" else 0.0,)
-            selection = EpochSelection(classifier, [texts[i] for i in split[1]], y[split[1]], prior, taus)
+            taus = _taus(options)
+            ngram_weights = (WEIGHT_GRID if options.ngram_weight is None else (options.ngram_weight,))
+            selection = EpochSelection(classifier, [texts[i] for i in split[1]], y[split[1]], prior, taus,
+                                       None if ngram_choice is None else ngram_choice["validation_log_proba"],
+                                       ngram_weights, options.select_epoch)
         _run_epochs(model, task, optimizer_for(model, options, device), options, device, classifier, selection,
                     log, on_epoch_end)
-    if selection is not None and selection.best_state is not None:
-        model.load_state_dict(selection.best_state)
-        tau = selection.best_tau
+    tau = options.tau if options.tau is not None else 0.0
+    ngram_weight = DEFAULT_WEIGHT if options.ngram_weight is None else options.ngram_weight
+    if selection is not None and selection.best_key is not None:
+        if selection.best_state is not None:
+            model.load_state_dict(selection.best_state)
+        tau, ngram_weight = selection.best_tau, selection.best_weight
         classifier.selection = {"epoch": selection.best_epoch, "tau": tau, "history": selection.history}
-    else:
-        tau = options.tau if options.tau is not None else 0.0
+    chosen_on = None if split is None else f"{len(split[1])} validation texts"
+    return _finish(classifier, options, texts, y, classes, weights, prior, tau, ngram_weight, ngram_choice,
+                   {"validation_texts": 0 if split is None else len(split[1])}, chosen_on, log)
+
+
+def _finish(classifier, options, texts, y, classes, weights, prior, tau, ngram_weight, ngram_choice, record,
+            chosen_on, log) -> TextClassifier:
+    """Set the chosen τ, refit the n-gram model on every training text, record the choices."""
+    config = classifier.model.config
     if options.logit_adjustment == "post-hoc" and tau:
         config.logit_adjustment, config.class_prior = float(tau), prior.tolist()
-    model.eval()
+    if ngram_choice is not None:
+        if ngram_weight > 0:  # refitted on every training text, the validation split's too
+            classifier.ngrams = NgramModel.fit(texts, y, len(classes), ngram_choice["settings"],
+                                               _ngram_class_weight(options, y, classes), weights)
+            config.ngram_weight = float(ngram_weight)
+        record = {"ngram_weight": float(ngram_weight) if classifier.ngrams is not None else 0.0,
+                  "ngrams": ngram_choice["settings"].to_dict(), "ngram_cv": ngram_choice["cv"], **record}
+        if log is not None:
+            log(f"n-grams: {ngram_choice['settings'].describe()}, weight {record['ngram_weight']:g}"
+                + ("" if chosen_on is None else f", tau {tau:g} (chosen on {chosen_on})"))
+    if ngram_choice is not None or options.cross_fit:
+        classifier.selection = {**(classifier.selection or {}), **record}
+    classifier.model.eval()
     return classifier
+
+
+def _train_cross_fitted(texts, y, classes, weights, shape: dict, folds, options, device, log, on_epoch_end):
+    """A network per fold of ``folds``, each trained on the other folds; τ and ``w`` chosen on the
+    out-of-fold scores of every text; the networks joined into one ensemble (see TrainingOptions)."""
+    from dataclasses import replace
+
+    num_classes, rows_all = len(classes), np.arange(len(texts))
+    prior = class_prior(y, num_classes)
+    ngram_choice = _choose_ngrams(options, texts, y, classes, weights, rows_all, None) if options.ngrams else None
+    vocabulary = Vocabulary("".join(texts))  # every network reads the same ids, so that they can be joined
+    member = ClassifierConfig(vocab_size=vocabulary.size, num_classes=num_classes, **shape)
+    out_of_fold = np.zeros((len(texts), num_classes))  # log p of each text, by the network that did not see it
+    ngram_out_of_fold = None if ngram_choice is None else np.zeros((len(texts), num_classes))
+    states = []
+    for fold, (rows, held_out) in enumerate(folds):
+        fold_log = None if log is None else (lambda line, fold=fold: log(f"network {fold + 1}/{len(folds)}: {line}"))
+        with _forked_generators(device):
+            torch.manual_seed(options.seed + fold)
+            generator = torch.Generator().manual_seed(options.seed + fold)
+            model = CharClassifier(member).to(device)
+            classifier = TextClassifier(model, vocabulary, classes)
+            task = _make_task(options, vocabulary, texts, y, classes, weights, rows, class_prior(y[rows], num_classes),
+                              generator, device)
+            _run_epochs(model, task, optimizer_for(model, options, device), options, device, classifier, None,
+                        fold_log, on_epoch_end)
+        model.eval()
+        held_out_texts = [texts[i] for i in held_out]
+        out_of_fold[held_out] = log_softmax(classifier.raw_logits(held_out_texts))
+        states.append(model.state_dict())
+        if ngram_out_of_fold is not None:
+            fold_model = NgramModel.fit([texts[i] for i in rows], y[rows], num_classes, ngram_choice["settings"],
+                                        _ngram_class_weight(options, y[rows], classes),
+                                        None if weights is None else weights[rows])
+            ngram_out_of_fold[held_out] = fold_model.log_proba(held_out_texts)
+    config = replace(member, ensemble=len(folds) * member.ensemble)
+    with _forked_generators(device):
+        model = CharClassifier(config).to(device)  # its initial weights are replaced at once
+    model.load_state_dict(_join_members(states, member.ensemble))
+    classifier = TextClassifier(model, vocabulary, classes)
+    taus = _taus(options)
+    weights_grid = WEIGHT_GRID if options.ngram_weight is None else (options.ngram_weight,)
+    scorer = EpochSelection(classifier, texts, y, prior, taus, ngram_out_of_fold, weights_grid)
+    key, ngram_weight, tau = scorer.score(out_of_fold)
+    classifier.selection = {"epoch": options.epochs, "tau": tau, "cross_fit": len(folds),
+                            "out_of_fold_macro_f1": float(key[0]), "out_of_fold_loss": -float(key[1])}
+    return _finish(classifier, options, texts, y, classes, weights, prior, tau, ngram_weight, ngram_choice, {},
+                   f"the out-of-fold scores of {len(texts)} texts", log)
+
+
+def _join_members(states: list[dict], per_network: int) -> dict:
+    """The state dict of one ensemble holding every member of ``states`` (each an ensemble of
+    ``per_network``), in order: member 0 is the module's own parts, member ``g`` ``members.{g-1}``."""
+    joined = {}
+    for network, state in enumerate(states):
+        for position in range(per_network):
+            source = "" if position == 0 else f"members.{position - 1}."
+            index = network * per_network + position
+            target = "" if index == 0 else f"members.{index - 1}."
+            for name, tensor in state.items():
+                if position == 0 and not name.startswith("members."):
+                    joined[target + name] = tensor
+                elif position > 0 and name.startswith(source):
+                    joined[target + name[len(source):]] = tensor
+    return joined
+
+
+def _taus(options: TrainingOptions) -> tuple:
+    """The τ values a validation split (or out-of-fold scores) chooses among."""
+    if options.logit_adjustment == "post-hoc" and options.tau is None:
+        return TAU_GRID
+    return ((options.tau or 0.0) if options.logit_adjustment == "post-hoc" else 0.0,)
+
+
+def _ngram_class_weight(options: TrainingOptions, y: np.ndarray, classes: list) -> np.ndarray | None:
+    """The n-gram model's class weights: the RNN's, or ``'balanced'`` where the RNN is balanced
+    another way (the balanced sampler, the logit-adjusted loss)."""
+    if options.class_weight is None and (options.balanced_sampler or options.logit_adjustment == "loss"):
+        return class_weight_vector("balanced", y, classes)
+    return class_weight_vector(options.class_weight, y, classes)
+
+
+def _choose_ngrams(options, texts, y, classes, weights, train_rows, split) -> dict | None:
+    """The n-gram settings (with ``ngram_search``, chosen by cross-validating the RNN's training
+    rows), and (with a validation split) the validation texts' log-probabilities from a model
+    fitted on those rows.
+
+    None when the training rows hold a single class (no linear model to fit).
+    """
+    rows_y = y[train_rows]
+    if len(np.unique(rows_y)) < 2:
+        return None
+    rows_texts = [texts[i] for i in train_rows]
+    rows_weights = None if weights is None else weights[train_rows]
+    class_weight = _ngram_class_weight(options, rows_y, classes)
+    settings, cv = NgramSettings(), []
+    if options.ngram_search:
+        settings, cv = choose_settings(rows_texts, rows_y, len(classes), class_weight, rows_weights, options.seed)
+    validation = None
+    if split is not None:
+        model = NgramModel.fit(rows_texts, rows_y, len(classes), settings, class_weight, rows_weights)
+        validation = model.log_proba([texts[i] for i in split[1]])  # (N_val, C)
+    return {"settings": settings, "cv": cv, "validation_log_proba": validation}
 
 
 def optimizer_for(model: torch.nn.Module, options: TrainingOptions, device: torch.device):

@@ -101,6 +101,26 @@ def add_parser(subparsers) -> None:
     train.add_argument("--tau", type=number_in(), default=defaults.tau, metavar="T",
                        help="tau of the logit adjustment (default: chosen on the validation split for post-hoc, "
                             "1 for loss)")
+    train.add_argument("--select-epoch", action=argparse.BooleanOptionalAction, default=defaults.select_epoch,
+                       help="keep the epoch with the best validation score; --no-select-epoch keeps the last one "
+                            "and lets the validation split choose tau and the n-gram weight only "
+                            f"(default: {'on' if defaults.select_epoch else 'off'})")
+    train.add_argument("--ngrams", action=argparse.BooleanOptionalAction, default=defaults.ngrams,
+                       help="blend the RNN with a logistic regression on TF-IDF character n-grams (char_wb 2-5, "
+                            "C=10; the blend's weight chosen on the validation split or on --cross-fit's out-of-fold "
+                            f"scores) (default: {'on' if defaults.ngrams else 'off'})")
+    train.add_argument("--ngram-search", action=argparse.BooleanOptionalAction, default=defaults.ngram_search,
+                       help="choose the n-gram model's analyzer (char, char_wb), n-gram range (1-4, 2-5) and C (1, "
+                            "10) by a 3-fold cross-validation of the RNN's training texts "
+                            f"(default: {'on' if defaults.ngram_search else 'off'})")
+    train.add_argument("--ngram-weight", type=number_in(0.0, 1.0), default=defaults.ngram_weight, metavar="W",
+                       help="weight w of the n-gram model in the blend (1-w)*log p_rnn + w*log p_ngram (default: "
+                            "chosen on the validation split or out-of-fold scores, 0.5 without either)")
+    train.add_argument("--cross-fit", type=_cross_fit, default=defaults.cross_fit, metavar="K",
+                       help="train K networks, each without one of K folds of the training side; choose tau and the "
+                            "n-gram weight on every text's score by the network that did not see it; predict with "
+                            "the K networks together (instead of --validation-fraction; 0: off; default: "
+                            f"{defaults.cross_fit})")
     train.add_argument("--seed", type=non_negative_int, default=defaults.seed,
                        help=f"random seed for splits and training (default: {defaults.seed})")
     add_machine_arguments(train)
@@ -139,6 +159,17 @@ def _pooling(text: str) -> str:
     return text
 
 
+def _cross_fit(text: str) -> int:
+    """argparse type of ``--cross-fit``: 0, or a number of folds >= 2."""
+    try:
+        folds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a number of folds >= 2, got {text!r}") from None
+    if folds < 0 or folds == 1:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a number of folds >= 2, got {folds}")
+    return folds
+
+
 def run_train(args) -> int:
     """Evaluate, train and save a classifier; print the report."""
     from charrnn.classification import TrainingOptions, load_dataset, train_and_evaluate
@@ -149,6 +180,9 @@ def run_train(args) -> int:
                               class_weight=None if class_weight == "none" else class_weight,
                               balanced_sampler=args.balanced_sampler, validation_fraction=args.validation_fraction,
                               patience=args.patience, logit_adjustment=args.logit_adjustment, tau=args.tau,
+                              select_epoch=args.select_epoch, ngrams=args.ngrams,
+                              ngram_search=args.ngram_search, ngram_weight=args.ngram_weight,
+                              cross_fit=args.cross_fit,
                               seed=args.seed, device=args.device)
     select_device(args.device)  # before any data is read
     data = load_dataset(args.data, args.text_column, args.label_column)
