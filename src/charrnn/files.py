@@ -172,14 +172,28 @@ def read_bytes(path: str | os.PathLike, expected: str = "a file", error: type[Ch
     say that it is not there.
     """
     path = Path(path)
-    try:
+    with _read_errors(path, expected, error, missing):
         return path.read_bytes()
+
+
+def open_text(path: str | os.PathLike, expected: str = "a text file", error: type[CharRNNError] = CharRNNError):
+    """``path`` opened as UTF-8 text (universal newlines); failing to open it is one ``error``
+    naming it, as in :func:`read_bytes`."""
+    with _read_errors(Path(path), expected, error, "no such file"):
+        return open(path, encoding="utf-8", newline=None)
+
+
+@contextmanager
+def _read_errors(path: Path, expected: str, error: type[CharRNNError], missing: str):
+    """Turn the ways opening or reading ``path`` fails into one ``error`` line naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise error(f"{path}: {missing}") from None
     except IsADirectoryError:
         raise error(f"{path}: is a folder, expected {expected}") from None
     except OSError as reason:
-        raise error(f"{path}: cannot read ({reason.strerror})") from None
+        raise error(f"{path}: cannot read ({reason.strerror or reason})") from None
 
 
 def append_text(path: str | os.PathLike, text: str) -> None:

@@ -16,6 +16,7 @@ from charrnn.checks import integer_at_least, non_negative_int, number_in, positi
 from charrnn.commands import add_machine_arguments
 from charrnn.devices import num_threads, select_device
 from charrnn.errors import CharRNNError
+from charrnn.files import open_text
 
 
 def add_parser(subparsers) -> None:
@@ -211,14 +212,7 @@ def _iter_lines(name: str):
     if name == "-":
         handle = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline=None)
     else:
-        try:
-            handle = open(name, encoding="utf-8", newline=None)
-        except FileNotFoundError:
-            raise CharRNNError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise CharRNNError(f"{name}: is a folder, expected a text file") from None
-        except OSError as error:
-            raise CharRNNError(f"{name}: cannot read ({error.strerror or error})") from None
+        handle = open_text(name)
     try:
         number = 0
         for number, line in enumerate(handle, start=1):
