@@ -245,6 +245,33 @@ def test_epoch_and_tau_are_chosen_on_the_validation_split_only(tmp_path):
     assert len(short.selection["history"]) < 15
 
 
+def _margin_task(copies: int):
+    """Log-probabilities of 2 classes (prior 19:1), ``copies`` times: 190 common texts far on their
+    side, 5 rare texts right, 1 rare text just on the common side (τ >= 0.25 moves it across),
+    4 rare texts far on the common side."""
+    from charrnn.classification.train import log_softmax
+
+    margins = np.array([5.0] * 190 + [-3.0] * 5 + [0.5] + [8.0] * 4)  # logit(common) - logit(rare)
+    y = np.array([0] * 190 + [1] * 10)
+    margins, y = np.tile(margins, copies), np.tile(y, copies)
+    log_proba = log_softmax(np.stack([margins, np.zeros_like(margins)], axis=1))  # (N, 2)
+    return log_proba, y, np.array([0.95, 0.05])
+
+
+@pytest.mark.parametrize("copies, tau", [(1, 0.0), (10, 0.25)])
+def test_a_tau_is_kept_only_when_its_gain_is_beyond_the_noise(copies, tau):
+    from charrnn.classification.train import TAU_GRID, EpochSelection, clear_gain, macro_f1
+
+    log_proba, y, prior = _margin_task(copies)
+    (f1, _), weight, chosen = EpochSelection(None, None, y, prior, TAU_GRID).score(log_proba)
+    # τ = 0.25 gains one rare text in ten (+0.043 macro-F1): noise with 10 rare texts, clear with 100.
+    assert (weight, chosen) == (0.0, tau)
+    at_zero, at_quarter = (((log_proba - t * np.log(prior)).argmax(axis=1)) for t in (0.0, 0.25))
+    assert clear_gain(y, at_quarter, at_zero, 2) is (tau != 0.0)
+    assert not clear_gain(y, at_zero, at_quarter, 2)  # a loss is never a clear gain
+    assert f1 == pytest.approx(macro_f1(y, at_quarter if tau else at_zero, 2))
+
+
 def test_bidirectional_pooled_checkpoint_round_trips_and_old_checkpoints_load(tmp_path):
     import json
 

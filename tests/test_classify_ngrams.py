@@ -329,7 +329,7 @@ def test_classify_train_with_ngrams_then_predict(tmp_path, capsys):
     # --overwrite replaces a run with n-grams by one without
     status = main(["classify", "train", str(folder), "--out", str(out), "--overwrite", "--epochs", "1",
                    "--hidden-size", "4", "--embedding-size", "2", "--ensemble", "1", "--device", "cpu", "--quiet"])
-    assert status == 0 and not (out / "ngrams.json").exists()
+    assert status == 0 and not (out / "ngrams.json").exists() and not (out / "ngrams.safetensors").exists()
     with pytest.raises(SystemExit):
         main(["classify", "train", str(folder), "--ngram-weight", "2"])
     assert "--ngram-weight must be a number in [0.0, 1.0], got 2" in capsys.readouterr().err

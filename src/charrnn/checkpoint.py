@@ -39,6 +39,9 @@ CONFIG_FILE = "config.json"
 VOCAB_FILE = VOCABULARY_FILE
 #: A classifier checkpoint's class names.
 LABELS_FILE = "labels.json"
+#: A blended classifier's n-gram model: its terms and settings (``.json``) and arrays (``.safetensors``).
+NGRAMS = "ngrams"
+NGRAM_FILES = (f"{NGRAMS}.json", f"{NGRAMS}.safetensors")
 CHECKPOINT_FORMAT = "charrnn-checkpoint"
 #: What a run directory's ``config.json`` says it is.
 RUN_FORMAT = "charrnn-run"

@@ -13,6 +13,8 @@ import torch
 from charrnn.checkpoint import (
     CONFIG_FILE,
     LABELS_FILE,
+    NGRAM_FILES,
+    NGRAMS,
     load_checkpoint,
     save_checkpoint,
 )
@@ -20,9 +22,6 @@ from charrnn.classification.model import CharClassifier
 from charrnn.classification.ngrams import NgramModel
 from charrnn.classification.predict import TextClassifier
 from charrnn.files import CheckpointError, load_tensors, read_json
-
-#: The n-gram model's files (without their suffix): ``ngrams.json`` and ``ngrams.safetensors``.
-NGRAMS = "ngrams"
 
 
 def save_classifier(classifier: TextClassifier, folder: str | os.PathLike) -> Path:
@@ -50,7 +49,7 @@ def load_classifier(folder: str | os.PathLike, device: str | torch.device = "cpu
                               f"{loaded.config.num_classes} classes of {folder / CONFIG_FILE}")
     ngrams = None
     if loaded.config.ngram_weight > 0:
-        json_file, tensor_file = loaded.path / f"{NGRAMS}.json", loaded.path / f"{NGRAMS}.safetensors"
+        json_file, tensor_file = (loaded.path / name for name in NGRAM_FILES)
         ngrams = NgramModel.from_saved(read_json(json_file), load_tensors(tensor_file), loaded.config.num_classes,
                                        json_file, tensor_file)
     return TextClassifier(loaded.model, loaded.vocabulary, classes, ngrams)

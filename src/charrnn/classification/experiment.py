@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from charrnn.classification.checkpoint import NGRAMS, save_classifier
+from charrnn.classification.checkpoint import save_classifier
 from charrnn.classification.data import LabeledTexts
 from charrnn.classification.evaluate import EvaluationReport, evaluate_splits
 from charrnn.classification.metrics import format_confusion, save_confusion_png
@@ -31,10 +31,6 @@ from charrnn.training.run_directory import (
     clear_run,
     refuse_existing_run,
 )
-
-#: The n-gram model's files in a classifier's folder.
-NGRAM_FILES = (f"{NGRAMS}.json", f"{NGRAMS}.safetensors")
-
 
 def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | None = None,
                        test_size: float = 0.2, options: TrainingOptions | None = None,
@@ -101,8 +97,6 @@ def _train_and_evaluate(data, out: Path, cv, test_size, options, log, overwrite,
     report.final_model_trained_on = trained_on
     if overwrite:
         clear_run(out, keep_lock=False)  # the folder is swapped in whole below; no lock is held on it
-        for name in NGRAM_FILES:  # a previous run's n-gram model
-            (out / name).unlink(missing_ok=True)
     save_classifier(final, out)
     write_json(out / EVALUATION_FILE, {**report.to_dict(), "model": final.model.config.to_dict(),
                                          "training": asdict(options)})

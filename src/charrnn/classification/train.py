@@ -304,6 +304,25 @@ def macro_f1(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
     return float(f1.mean())
 
 
+#: Bootstrap resamples of the validation texts that measure the standard error of a gain in macro-F1.
+GAIN_RESAMPLES = 200
+
+
+def clear_gain(y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, num_classes: int,
+               resamples: int = GAIN_RESAMPLES, seed: int = 0) -> bool:
+    """Whether ``predicted`` beats ``baseline`` (each ``(N,)`` class ids for the texts of true
+    classes ``y``) on macro-F1 by more than twice the gain's standard error, as a paired bootstrap
+    of the texts (``resamples`` draws from a generator seeded with ``seed``) measures it."""
+    gain = macro_f1(y, predicted, num_classes) - macro_f1(y, baseline, num_classes)
+    if gain <= 0:
+        return False
+    generator, gains = np.random.default_rng(seed), []
+    for _ in range(resamples):
+        rows = generator.integers(0, len(y), size=len(y))  # (N,) one resample, with replacement
+        gains.append(macro_f1(y[rows], predicted[rows], num_classes) - macro_f1(y[rows], baseline[rows], num_classes))
+    return gain > 2 * float(np.std(gains))
+
+
 class EpochSelection:
     """Scores each epoch on the validation split and keeps the best weights (and τ, and ``w``).
 
@@ -312,6 +331,10 @@ class EpochSelection:
     With the n-gram model's validation log-probabilities ``ngram_log_proba`` ``(N_val, C)``,
     ``log p`` is the blend
     ``(1 - w)·log p_rnn + w·log p_ngram`` at the best ``(w, τ)`` of ``weights`` × ``taus``.
+    A τ other than 0 is kept only when its gain over the best at τ = 0 is more than twice that
+    gain's standard error (:func:`clear_gain`); otherwise τ = 0, the class-weighted model's own
+    boundary: a few texts of a small class can move the validation macro-F1 by more than τ's
+    real effect.
     ``select_epoch=False`` keeps the last epoch and its ``(w, τ)`` instead of the best epoch's.
     The test side of an outer split is never seen here: the validation texts are part of what
     the classifier was given to train on.
@@ -330,17 +353,25 @@ class EpochSelection:
     def score(self, log_proba: np.ndarray) -> tuple[tuple[float, float], float, float]:
         """The best ``((macro-F1, -loss), w, τ)`` of the network's validation log-probabilities."""
         rows, num_classes = np.arange(len(self.y)), log_proba.shape[1]
-        best = None
+        best = unadjusted = None  # (key, w, τ, predictions): over all τ, and at τ = 0
         for weight in self.weights:
             blended = log_proba if weight == 0 else (1 - weight) * log_proba + weight * self.ngram_log_proba
             loss = float(-log_softmax(blended)[rows, self.y].mean())
-            scores = [macro_f1(self.y, (blended - tau * self.log_prior).argmax(axis=1), num_classes)
-                      for tau in self.taus]
+            predictions = [(blended - tau * self.log_prior).argmax(axis=1) for tau in self.taus]  # each (N_val,)
+            scores = [macro_f1(self.y, predicted, num_classes) for predicted in predictions]
             top = max(range(len(scores)), key=lambda i: (scores[i], -abs(self.taus[i])))  # ties: the smallest |τ|
             key = (scores[top], -loss)
             if best is None or key > best[0]:
-                best = (key, float(weight), float(self.taus[top]))
-        return best
+                best = (key, float(weight), float(self.taus[top]), predictions[top])
+            if 0.0 in self.taus:
+                zero = self.taus.index(0.0)
+                key = (scores[zero], -loss)
+                if unadjusted is None or key > unadjusted[0]:
+                    unadjusted = (key, float(weight), 0.0, predictions[zero])
+        if unadjusted is not None and best[2] != 0.0 and not clear_gain(self.y, best[3], unadjusted[3],
+                                                                         num_classes):
+            best = unadjusted
+        return best[:3]
 
     def __call__(self, epoch: int) -> bool:
         """Score the model after ``epoch``; True when it is the best so far."""

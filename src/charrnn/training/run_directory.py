@@ -31,6 +31,7 @@ from charrnn.checkpoint import (
     LANGUAGE_MODEL,
     LATEST,
     MODEL_FILE,
+    NGRAM_FILES,
     RUN_FORMAT,
     VOCAB_FILE,
     check_kind,
@@ -93,7 +94,8 @@ def lock_run_directory(run_dir: str | os.PathLike):
 EVALUATION_FILE, REPORT_FILE, CONFUSION_TEXT, CONFUSION_PLOT = ("evaluation.json", "report.txt", "confusion.txt",
                                                                 "confusion.png")
 #: What a classifier run keeps in its folder: its checkpoint and its reports.
-CLASSIFIER_ENTRIES = (MODEL_FILE, LABELS_FILE, EVALUATION_FILE, REPORT_FILE, CONFUSION_TEXT, CONFUSION_PLOT)
+CLASSIFIER_ENTRIES = (MODEL_FILE, LABELS_FILE, *NGRAM_FILES, EVALUATION_FILE, REPORT_FILE, CONFUSION_TEXT,
+                      CONFUSION_PLOT)
 _KINDS = {LANGUAGE_MODEL: "a language model", CLASSIFIER: "a classifier"}
 
 
