@@ -171,6 +171,8 @@ class PackedLSTM:
             weight_ih, weight_hh, bias_ih, bias_hh = (tensor.float() for tensor in layers[0])
             # The first layer's input product for every character, both biases in: (V, 4N).
             self.input_table = (F.linear(embedding.float(), weight_ih) + bias_ih + bias_hh) * double
+            # One stream reads its row as a view made once: a Python list lookup, not an index_select.
+            self._table_rows = self.input_table.split(1) if batch_size == 1 else None  # each (1, 4N)
             self.products = [PackedLinear(weight_hh * double[:, None], torch.zeros_like(bias_hh), precision,
                                           batch_size, kernel)]
             for weight_ih, weight_hh, bias_ih, bias_hh in layers[1:]:
@@ -199,7 +201,10 @@ class PackedLSTM:
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Read one character per stream, ``ids`` ``(B,)`` long -> the next one's logits ``(B, V)`` float32."""
-        rows = torch.index_select(self.input_table, 0, ids)  # (B, 4N): the first layer's input product
+        if self._table_rows is not None:
+            rows = self._table_rows[ids.item()]  # (1, 4N): the first layer's input product
+        else:
+            rows = torch.index_select(self.input_table, 0, ids)  # (B, 4N)
         for product, inputs, gates, (input_gate, forget_gate, candidate, output_gate), cell, scratch, output \
                 in self._layers:
             pre_activations = product(inputs, add=rows, out=gates)  # (B, 4N)

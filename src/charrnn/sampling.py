@@ -426,17 +426,18 @@ class _Draws:
         self.greedy, self.device, self.remaining = greedy, device, length
         self.shape = (num_samples, vocabulary_size)
         self.filtering = not greedy and (top_k is not None or top_p is not None)
-        self.block, self.position = None, 0
+        self.block, self.position, self._sum = (), 0, None
 
     def _noise(self) -> torch.Tensor:
         """The next position's noise ``(B, V)``, scaled by the temperature unless filtering."""
-        if self.block is None or self.position == self.block.shape[0]:
+        if self.position == len(self.block):
             rows = max(1, min(self.remaining, self.BLOCK_VALUES // (self.shape[0] * self.shape[1])))
             block = torch.empty((rows, *self.shape), device=self.device)
             block.exponential_(generator=self.generator).log_().neg_()  # (rows, B, V) Gumbel noise
             if not self.filtering and self.temperature != 1.0:
                 block.mul_(self.temperature)
-            self.block, self.position = block, 0
+            # The positions' views made at once (unbind), not one indexing per character.
+            self.block, self.position = block.unbind(0), 0
         self.position += 1
         self.remaining -= 1
         return self.block[self.position - 1]
@@ -447,8 +448,15 @@ class _Draws:
             return logits, torch.argmax(logits, dim=-1), 1.0
         if self.filtering:
             filtered = filter_logits(logits, self.temperature, self.top_k, self.top_p)
-            return filtered, torch.argmax(filtered + self._noise(), dim=-1), 1.0
-        return logits, torch.argmax(logits + self._noise(), dim=-1), self.temperature
+            return filtered, self._noisy_argmax(filtered), 1.0
+        return logits, self._noisy_argmax(logits), self.temperature
+
+    def _noisy_argmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """``argmax(logits + noise)`` ``(B,)``, the sum in a buffer made once."""
+        noise = self._noise()
+        if self._sum is None:
+            self._sum = torch.empty_like(noise)  # (B, V)
+        return torch.argmax(torch.add(logits, noise, out=self._sum), dim=-1)
 
 
 def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, temperature, top_k, top_p,
