@@ -32,6 +32,7 @@ from charrnn.training.run_directory import (
     refuse_existing_run,
 )
 
+
 def train_and_evaluate(data: LabeledTexts, out: str | os.PathLike, *, cv: int | None = None,
                        test_size: float = 0.2, options: TrainingOptions | None = None,
                        log: Callable[[str], None] | None = None, overwrite: bool = False,

@@ -32,7 +32,7 @@ _SETTINGS = [
     ("--sequence-length", "sequence_length", positive_int, "characters per stream per step (truncated BPTT length)"),
     ("--batch-size", "batch_size", positive_int, "parallel streams per process"),
     ("--learning-rate", "learning_rate", float, "Adam's peak learning rate"),
-    ("--min-learning-rate", "min_learning_rate", float, "rate at the end of the decay (default: a tenth of the peak)"),
+    ("--min-learning-rate", "min_learning_rate", float, "rate at the end of the decay (default: a hundredth of the peak)"),
     ("--warmup-steps", "warmup_steps", non_negative_int, "steps of linear warm-up (default: 100, or the first 5%% of a shorter run)"),
     ("--decay", "decay", str, f"learning-rate decay after warm-up: {', '.join(DECAYS)}"),
     ("--weight-decay", "weight_decay", float, "decoupled weight decay (AdamW) when above 0"),
