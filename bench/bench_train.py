@@ -101,7 +101,9 @@ class OurStep:
     """Our trainer's step, as :func:`charrnn.training.train` takes it: ``Trainer.advance(1)``."""
 
     def __init__(self, corpus: PreparedCorpus, hidden_size: int, sequence_length: int, amp: str = "none"):
+        # No dropout and no weight decay, as the bare loop (the defaults have both).
         settings = TrainConfig(hidden_size=hidden_size, num_layers=NUM_LAYERS, embedding_size=EMBEDDING_SIZE,
+                               dropout=0.0, weight_decay=0.0,
                                sequence_length=sequence_length, batch_size=BATCH_SIZE, device="cpu", amp=amp,
                                max_steps=10**6, warmup_steps=0, eval_every=10**6, val_fraction=0.1)
         self.trainer = language_model_trainer(settings, corpus)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from charrnn.checkpoint import load_model
+from charrnn.classification import TrainingOptions
 from charrnn.training.run_directory import lock_run_directory
 from charrnn.errors import CharRNNError
 from charrnn.files import load_tensors
@@ -165,8 +166,10 @@ def test_learning_rate_schedule():
     config = TrainConfig(learning_rate=1e-2, warmup_steps=10, decay="cosine")
     assert config.schedule.rate(0, 0.0) == pytest.approx(1e-3)
     assert config.schedule.rate(9, 0.0) == pytest.approx(1e-2)
-    assert config.schedule.rate(50, 0.5) == pytest.approx(1e-3 + 9e-3 * 0.5)
-    assert config.schedule.rate(99, 1.0) == pytest.approx(1e-3)
+    # The language model decays to a hundredth by default, the classifier to a tenth.
+    assert config.schedule.rate(50, 0.5) == pytest.approx(1e-4 + 9.9e-3 * 0.5)
+    assert config.schedule.rate(99, 1.0) == pytest.approx(1e-4)
+    assert TrainingOptions(learning_rate=1e-2, warmup_steps=0).schedule.rate(99, 1.0) == pytest.approx(1e-3)
     linear = TrainConfig(learning_rate=1e-2, warmup_steps=0, decay="linear", min_learning_rate=0.0)
     assert linear.schedule.rate(5, 0.25) == pytest.approx(7.5e-3)
     constant = TrainConfig(learning_rate=1e-2, warmup_steps=0, decay="constant")
