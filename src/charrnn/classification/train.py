@@ -344,6 +344,7 @@ class EpochSelection:
                  ngram_log_proba: np.ndarray | None = None, weights=(0.0,), select_epoch: bool = True):
         self.classifier, self.texts, self.y = classifier, texts, y
         self.log_prior, self.taus = np.log(prior), tuple(taus)
+        self.zero_tau = self.taus.index(0.0) if 0.0 in self.taus else None  # τ = 0's place, for the τ rule
         self.ngram_log_proba = ngram_log_proba
         self.weights = tuple(weights) if ngram_log_proba is not None else (0.0,)
         self.select_epoch = select_epoch
@@ -363,11 +364,10 @@ class EpochSelection:
             key = (scores[top], -loss)
             if best is None or key > best[0]:
                 best = (key, float(weight), float(self.taus[top]), predictions[top])
-            if 0.0 in self.taus:
-                zero = self.taus.index(0.0)
-                key = (scores[zero], -loss)
+            if self.zero_tau is not None:
+                key = (scores[self.zero_tau], -loss)
                 if unadjusted is None or key > unadjusted[0]:
-                    unadjusted = (key, float(weight), 0.0, predictions[zero])
+                    unadjusted = (key, float(weight), 0.0, predictions[self.zero_tau])
         if unadjusted is not None and best[2] != 0.0 and not clear_gain(self.y, best[3], unadjusted[3],
                                                                          num_classes):
             best = unadjusted
@@ -510,11 +510,9 @@ def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAP
         task = _make_task(options, vocabulary, texts, y, classes, weights, train_rows, prior, generator, device)
         selection = None
         if split is not None:
-            taus = _taus(options)
-            ngram_weights = (WEIGHT_GRID if options.ngram_weight is None else (options.ngram_weight,))
-            selection = EpochSelection(classifier, [texts[i] for i in split[1]], y[split[1]], prior, taus,
+            selection = EpochSelection(classifier, [texts[i] for i in split[1]], y[split[1]], prior, _taus(options),
                                        None if ngram_choice is None else ngram_choice["validation_log_proba"],
-                                       ngram_weights, options.select_epoch)
+                                       _ngram_weights(options), options.select_epoch)
         _run_epochs(model, task, optimizer_for(model, options, device), options, device, classifier, selection,
                     log, on_epoch_end)
     tau = options.tau if options.tau is not None else 0.0
@@ -589,9 +587,7 @@ def _train_cross_fitted(texts, y, classes, weights, shape: dict, folds, options,
         model = CharClassifier(config).to(device)  # its initial weights are replaced at once
     model.load_state_dict(_join_members(states, member.ensemble))
     classifier = TextClassifier(model, vocabulary, classes)
-    taus = _taus(options)
-    weights_grid = WEIGHT_GRID if options.ngram_weight is None else (options.ngram_weight,)
-    scorer = EpochSelection(classifier, texts, y, prior, taus, ngram_out_of_fold, weights_grid)
+    scorer = EpochSelection(classifier, texts, y, prior, _taus(options), ngram_out_of_fold, _ngram_weights(options))
     key, ngram_weight, tau = scorer.score(out_of_fold)
     classifier.selection = {"epoch": options.epochs, "tau": tau, "cross_fit": len(folds),
                             "out_of_fold_macro_f1": float(key[0]), "out_of_fold_loss": -float(key[1])}
@@ -621,6 +617,11 @@ def _taus(options: TrainingOptions) -> tuple:
     if options.logit_adjustment == "post-hoc" and options.tau is None:
         return TAU_GRID
     return ((options.tau or 0.0) if options.logit_adjustment == "post-hoc" else 0.0,)
+
+
+def _ngram_weights(options: TrainingOptions) -> tuple:
+    """The n-gram blend weights a validation split (or out-of-fold scores) chooses among."""
+    return WEIGHT_GRID if options.ngram_weight is None else (options.ngram_weight,)
 
 
 def _ngram_class_weight(options: TrainingOptions, y: np.ndarray, classes: list) -> np.ndarray | None:

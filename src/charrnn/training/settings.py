@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 try:
     import tomllib
@@ -77,8 +77,9 @@ class OptimizationSettings:
     here, a hundredth for the language model) at the end of the run;
     gradients clipped to a global norm of ``grad_clip`` (0 turns clipping off); ``batch_size``
     examples (streams, texts) per step; ``seed``; ``device`` ('auto', 'cpu', 'cuda', 'cuda:N',
-    'mps'); ``amp`` ('none'; 'bf16' on CUDA or a CPU; 'fp16' on CUDA; 'auto': bf16 where the
-    hardware has it); ``num_threads`` (CPU threads).
+    'mps'); ``amp`` ('none'; 'bf16' on CUDA or a CPU; 'fp16' on CUDA; 'auto': bf16 on a CPU
+    with bfloat16 instructions, else none: :func:`charrnn.devices.resolve_amp`); ``num_threads``
+    (CPU threads).
     """
 
     #: ``min_learning_rate``'s default, as a fraction of ``learning_rate``.
