@@ -154,7 +154,8 @@ def evaluate(estimator, texts, labels, folds):
         classifier = model.classifier_
         if classifier.selection:
             chosen.append({key: classifier.selection[key] for key in ("epoch", "tau", "ngram_weight", "ngrams",
-                                                                      "cross_fit") if key in classifier.selection})
+                                                                      "temperatures", "cross_fit")
+                           if key in classifier.selection})
         if classifier.ngrams is not None:
             test_texts = texts[test].tolist()
             for part, scores in (("RNN", classifier.raw_logits(test_texts)),
@@ -188,13 +189,16 @@ def within_noise(difference: float, error: float) -> bool:
 
 
 def _describe_choice(chosen: dict) -> str:
-    """``tau 0.25 w 0.8 (char_wb 2-5 C=10)``: what one fit of charrnn chose (and its epoch, when chosen)."""
+    """``tau 0.25 w 0.8 (char_wb 2-5 C=10) T 2.1/0.36``: what one fit of charrnn chose (its epoch too,
+    when chosen; T: the RNN's and the n-gram model's calibration temperatures)."""
     keys = ("tau",) if chosen.get("cross_fit") else ("epoch", "tau")
     text = " ".join(f"{key} {chosen[key]:g}" for key in keys if key in chosen)
     if "ngram_weight" in chosen:
         settings = chosen["ngrams"]
         low, high = settings["ngram_range"]
         text += f" w {chosen['ngram_weight']:g} ({settings['analyzer']} {low}-{high} C={settings['C']:g})"
+        if "temperatures" in chosen:
+            text += " T {:.2g}/{:.2g}".format(*chosen["temperatures"])
     return text.strip()
 
 

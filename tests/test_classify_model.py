@@ -263,9 +263,10 @@ def test_a_tau_is_kept_only_when_its_gain_is_beyond_the_noise(copies, tau):
     from charrnn.classification.train import TAU_GRID, EpochSelection, clear_gain, macro_f1
 
     log_proba, y, prior = _margin_task(copies)
-    (f1, _), weight, chosen = EpochSelection(None, None, y, prior, TAU_GRID).score(log_proba)
+    choice = EpochSelection(None, None, y, prior, TAU_GRID).score(log_proba)
+    f1 = choice.key[0]
     # τ = 0.25 gains one rare text in ten (+0.043 macro-F1): noise with 10 rare texts, clear with 100.
-    assert (weight, chosen) == (0.0, tau)
+    assert (choice.weight, choice.tau, choice.temperatures) == (0.0, tau, (1.0, 1.0))  # the RNN alone: not rescaled
     at_zero, at_quarter = (((log_proba - t * np.log(prior)).argmax(axis=1)) for t in (0.0, 0.25))
     assert clear_gain(y, at_quarter, at_zero, 2) is (tau != 0.0)
     assert not clear_gain(y, at_zero, at_quarter, 2)  # a loss is never a clear gain

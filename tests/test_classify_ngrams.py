@@ -17,6 +17,7 @@ from charrnn.classification import (
 )
 from charrnn.classification import ngrams as ngrams_module
 from charrnn.classification.ngrams import NgramModel, NgramSettings
+from charrnn.classification.predict import log_softmax
 from charrnn.classification.train import _validation_split
 from charrnn.cli import main
 from charrnn.errors import CharRNNError
@@ -232,6 +233,17 @@ def test_checkpoint_round_trips_and_refuses_a_tampered_ngram_model(tmp_path, cla
     saved_weight = json.loads((folder / "config.json").read_text())["model"]["ngram_weight"]
     assert saved_weight == classifier.model.config.ngram_weight > 0
     queries = ["a sword in the dark", "zzz", "", "kiss the rose"]
+    # Each part is divided by the temperature chosen with the weight, and saved with it.
+    saved_model = json.loads((folder / "config.json").read_text())["model"]
+    config = classifier.model.config
+    temperatures = (config.rnn_temperature, config.ngram_temperature)
+    assert (saved_model["rnn_temperature"], saved_model["ngram_temperature"]) == temperatures
+    assert temperatures == tuple(classifier.selection["temperatures"]) and temperatures != (1.0, 1.0)
+    by_hand = ((1 - saved_weight) * log_softmax(classifier.raw_logits(queries) / temperatures[0])
+               + saved_weight * classifier.ngrams.log_proba(queries) / temperatures[1])
+    if config.logit_offset() is not None:
+        by_hand = by_hand - config.logit_offset()
+    assert np.allclose(classifier.predict_proba(queries), np.exp(log_softmax(by_hand)))
     loaded = load_classifier(folder)
     assert np.array_equal(loaded.predict_proba(queries), classifier.predict_proba(queries))
     assert loaded.ngrams.settings == classifier.ngrams.settings

@@ -44,7 +44,9 @@ class ClassifierConfig(CharLMConfig):
     ``logit_adjustment`` (τ) and ``class_prior`` (the training classes' shares), so that
     prediction uses ``logits - τ·log(prior)``; and ``ngram_weight``, the weight ``w`` of the
     n-gram model blended with the network (0: none; see
-    :mod:`~charrnn.classification.ngrams`). The defaults are those of checkpoints written
+    :mod:`~charrnn.classification.ngrams`), with ``rnn_temperature`` and ``ngram_temperature``,
+    the calibration temperatures each part's log-probabilities are divided by before they are
+    blended (:mod:`~charrnn.classification.calibration`). The defaults are those of checkpoints written
     before these settings existed (one direction, final state, no adjustment, no n-grams),
     which load as they were.
     """
@@ -56,6 +58,8 @@ class ClassifierConfig(CharLMConfig):
     logit_adjustment: float = 0.0
     class_prior: list | None = None
     ngram_weight: float = 0.0
+    rnn_temperature: float = 1.0
+    ngram_temperature: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -65,6 +69,8 @@ class ClassifierConfig(CharLMConfig):
         parse_pooling(self.pooling)
         check_integer("ensemble", self.ensemble)
         check_number("ngram_weight", self.ngram_weight, low=0.0, high=1.0)
+        check_number("rnn_temperature", self.rnn_temperature, low=0.0, low_open=True)
+        check_number("ngram_temperature", self.ngram_temperature, low=0.0, low_open=True)
         if self.class_prior is not None:
             prior = np.asarray(self.class_prior, dtype=float)
             if prior.shape != (self.num_classes,) or not np.all(prior > 0):

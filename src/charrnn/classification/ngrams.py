@@ -6,10 +6,11 @@ words and names occur. Counts of character n-grams carry that directly. So besid
 part), built from scikit-learn's :class:`~sklearn.feature_extraction.text.TfidfVectorizer` and
 :class:`~sklearn.linear_model.LogisticRegression`, and predict from the blend
 
-    log p = (1 - w) · log p_rnn + w · log p_ngram        (then - τ·log prior, as ever)
+    log p = (1 - w) · log p_rnn / T_rnn + w · log p_ngram / T_ngram      (then - τ·log prior, as ever)
 
-``w`` and τ are chosen on the classifier's validation split (see
-:func:`charrnn.classification.train.train_classifier`). The n-gram model is ``char_wb``
+``w`` and τ are chosen on the classifier's validation split or out-of-fold scores (see
+:func:`charrnn.classification.train.train_classifier`), after each part's calibration
+temperature ``T`` is fitted on the same scores (:mod:`~charrnn.classification.calibration`). The n-gram model is ``char_wb``
 n-grams 2-5 with ``C=10`` (:class:`NgramSettings`), or, with ``ngram_search``, the analyzer,
 n-gram range and ``C`` of :data:`SETTINGS_GRID` that a cross-validation of the texts the RNN
 trains on scores best (:func:`choose_settings`).

@@ -73,15 +73,18 @@ class TextClassifier:
         return logits
 
     def logits(self, texts, batch_size: int = 256) -> np.ndarray:
-        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits`, or with an n-gram
-        model the blend ``(1 - w)·log_softmax(raw_logits) + w·log p_ngram``, less
+        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits` (divided by the
+        calibration temperature ``T_rnn`` when training fitted one), or with an n-gram model
+        the blend ``(1 - w)·log_softmax(raw_logits / T_rnn) + w·log p_ngram / T_ngram``, less
         ``τ·log(prior)`` when training chose a post-hoc logit adjustment (see ``model.config``)."""
-        texts = list(texts)
+        texts, config = list(texts), self.model.config
         logits = self.raw_logits(texts, batch_size)
-        weight = self.model.config.ngram_weight
-        if self.ngrams is not None and weight > 0:
-            logits = (1 - weight) * log_softmax(logits) + weight * self.ngrams.log_proba(texts)
-        offset = self.model.config.logit_offset()
+        if config.rnn_temperature != 1.0:
+            logits = logits / config.rnn_temperature
+        if self.ngrams is not None and config.ngram_weight > 0:
+            ngram = self.ngrams.log_proba(texts) / config.ngram_temperature
+            logits = (1 - config.ngram_weight) * log_softmax(logits) + config.ngram_weight * ngram
+        offset = config.logit_offset()
         return logits if offset is None else logits - offset
 
     def predict_log_proba(self, texts, batch_size: int = 256) -> np.ndarray:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from charrnn.checks import check_choice, check_integer, check_number, check_optional
+from charrnn.classification.calibration import fit_temperature
 from charrnn.classification.model import (
     CharClassifier,
     ClassifierConfig,
@@ -323,6 +325,15 @@ def clear_gain(y: np.ndarray, predicted: np.ndarray, baseline: np.ndarray, num_c
     return gain > 2 * float(np.std(gains))
 
 
+class Choice(NamedTuple):
+    """What :meth:`EpochSelection.score` chose for one set of scores."""
+
+    key: tuple[float, float]  # (macro-F1, -cross-entropy) of the choice: higher is better
+    weight: float  # w, the n-gram model's share of the blend (0: the RNN alone)
+    tau: float  # τ of the post-hoc logit adjustment
+    temperatures: tuple[float, float] = (1.0, 1.0)  # the RNN's and the n-gram model's (1: as trained)
+
+
 class EpochSelection:
     """Scores each epoch on the validation split and keeps the best weights (and τ, and ``w``).
 
@@ -330,12 +341,15 @@ class EpochSelection:
     ``taus`` (of equal scores, the τ nearest 0); ties go to the lower validation cross-entropy.
     With the n-gram model's validation log-probabilities ``ngram_log_proba`` ``(N_val, C)``,
     ``log p`` is the blend
-    ``(1 - w)·log p_rnn + w·log p_ngram`` at the best ``(w, τ)`` of ``weights`` × ``taus``.
+    ``(1 - w)·log p_rnn / T_rnn + w·log p_ngram / T_ngram`` at the best ``(w, τ)`` of
+    ``weights`` × ``taus``, each part first calibrated by the temperature that fits it best to
+    these texts (:func:`~charrnn.classification.calibration.fit_temperature`), so that ``w``
+    shares evidence between two models on one scale.
     A τ other than 0 is kept only when its gain over the best at τ = 0 is more than twice that
     gain's standard error (:func:`clear_gain`); otherwise τ = 0, the class-weighted model's own
     boundary: a few texts of a small class can move the validation macro-F1 by more than τ's
     real effect.
-    ``select_epoch=False`` keeps the last epoch and its ``(w, τ)`` instead of the best epoch's.
+    ``select_epoch=False`` keeps the last epoch and its choice instead of the best epoch's.
     The test side of an outer split is never seen here: the validation texts are part of what
     the classifier was given to train on.
     """
@@ -345,44 +359,52 @@ class EpochSelection:
         self.classifier, self.texts, self.y = classifier, texts, y
         self.log_prior, self.taus = np.log(prior), tuple(taus)
         self.zero_tau = self.taus.index(0.0) if 0.0 in self.taus else None  # τ = 0's place, for the τ rule
-        self.ngram_log_proba = ngram_log_proba
+        self.ngram_log_proba, self.ngram_temperature = ngram_log_proba, 1.0
+        if ngram_log_proba is not None:  # the n-gram model is fitted once: its temperature is too
+            self.ngram_temperature = fit_temperature(ngram_log_proba, y)
         self.weights = tuple(weights) if ngram_log_proba is not None else (0.0,)
         self.select_epoch = select_epoch
-        self.best_key, self.best_epoch, self.best_tau, self.best_weight, self.best_state = None, 0, 0.0, 0.0, None
+        self.best: Choice | None = None
+        self.best_epoch, self.best_state = 0, None
         self.history: list[dict] = []
 
-    def score(self, log_proba: np.ndarray) -> tuple[tuple[float, float], float, float]:
-        """The best ``((macro-F1, -loss), w, τ)`` of the network's validation log-probabilities."""
+    def score(self, log_proba: np.ndarray) -> Choice:
+        """The best choice for the network's validation log-probabilities ``log_proba`` ``(N_val, C)``."""
         rows, num_classes = np.arange(len(self.y)), log_proba.shape[1]
-        best = unadjusted = None  # (key, w, τ, predictions): over all τ, and at τ = 0
+        temperatures = (1.0, 1.0)
+        if self.ngram_log_proba is not None:
+            temperatures = (fit_temperature(log_proba, self.y), self.ngram_temperature)
+            log_proba = log_proba / temperatures[0]
+            ngram_log_proba = self.ngram_log_proba / temperatures[1]
+        best = unadjusted = None  # (choice, predictions): over all τ, and at τ = 0
         for weight in self.weights:
-            blended = log_proba if weight == 0 else (1 - weight) * log_proba + weight * self.ngram_log_proba
+            blended = log_proba if weight == 0 else (1 - weight) * log_proba + weight * ngram_log_proba
             loss = float(-log_softmax(blended)[rows, self.y].mean())
             predictions = [(blended - tau * self.log_prior).argmax(axis=1) for tau in self.taus]  # each (N_val,)
             scores = [macro_f1(self.y, predicted, num_classes) for predicted in predictions]
             top = max(range(len(scores)), key=lambda i: (scores[i], -abs(self.taus[i])))  # ties: the smallest |τ|
-            key = (scores[top], -loss)
-            if best is None or key > best[0]:
-                best = (key, float(weight), float(self.taus[top]), predictions[top])
+            choice = Choice((scores[top], -loss), float(weight), float(self.taus[top]), temperatures)
+            if best is None or choice.key > best[0].key:
+                best = (choice, predictions[top])
             if self.zero_tau is not None:
-                key = (scores[self.zero_tau], -loss)
-                if unadjusted is None or key > unadjusted[0]:
-                    unadjusted = (key, float(weight), 0.0, predictions[self.zero_tau])
-        if unadjusted is not None and best[2] != 0.0 and not clear_gain(self.y, best[3], unadjusted[3],
-                                                                         num_classes):
+                choice = Choice((scores[self.zero_tau], -loss), float(weight), 0.0, temperatures)
+                if unadjusted is None or choice.key > unadjusted[0].key:
+                    unadjusted = (choice, predictions[self.zero_tau])
+        if unadjusted is not None and best[0].tau != 0.0 and not clear_gain(self.y, best[1], unadjusted[1],
+                                                                             num_classes):
             best = unadjusted
-        return best[:3]
+        return best[0]
 
     def __call__(self, epoch: int) -> bool:
         """Score the model after ``epoch``; True when it is the best so far."""
-        key, weight, tau = self.score(log_softmax(self.classifier.raw_logits(self.texts)))  # (N_val, C)
-        record = {"epoch": epoch, "val_macro_f1": float(key[0]), "val_loss": -key[1], "tau": tau}
+        choice = self.score(log_softmax(self.classifier.raw_logits(self.texts)))  # (N_val, C)
+        record = {"epoch": epoch, "val_macro_f1": float(choice.key[0]), "val_loss": -choice.key[1], "tau": choice.tau}
         if self.ngram_log_proba is not None:
-            record["ngram_weight"] = weight
+            record.update(ngram_weight=choice.weight, temperatures=list(choice.temperatures))
         self.history.append(record)
-        improved = self.best_key is None or key > self.best_key
+        improved = self.best is None or choice.key > self.best.key
         if improved or not self.select_epoch:
-            self.best_key, self.best_epoch, self.best_tau, self.best_weight = key, epoch, tau, weight
+            self.best, self.best_epoch = choice, epoch
             if self.select_epoch:
                 self.best_state = {name: tensor.detach().clone()
                                    for name, tensor in self.classifier.model.state_dict().items()}
@@ -515,34 +537,40 @@ def train_classifier(texts, labels, classes=None, *, cell: str = CLASSIFIER_SHAP
                                        _ngram_weights(options), options.select_epoch)
         _run_epochs(model, task, optimizer_for(model, options, device), options, device, classifier, selection,
                     log, on_epoch_end)
-    tau = options.tau if options.tau is not None else 0.0
-    ngram_weight = DEFAULT_WEIGHT if options.ngram_weight is None else options.ngram_weight
-    if selection is not None and selection.best_key is not None:
+    choice = Choice((float("nan"), float("nan")), DEFAULT_WEIGHT if options.ngram_weight is None
+                    else options.ngram_weight, options.tau if options.tau is not None else 0.0)
+    if selection is not None and selection.best is not None:
         if selection.best_state is not None:
             model.load_state_dict(selection.best_state)
-        tau, ngram_weight = selection.best_tau, selection.best_weight
-        classifier.selection = {"epoch": selection.best_epoch, "tau": tau, "history": selection.history}
+        choice = selection.best
+        classifier.selection = {"epoch": selection.best_epoch, "tau": choice.tau, "history": selection.history}
     chosen_on = None if split is None else f"{len(split[1])} validation texts"
-    return _finish(classifier, options, texts, y, classes, weights, prior, tau, ngram_weight, ngram_choice,
+    return _finish(classifier, options, texts, y, classes, weights, prior, choice, ngram_choice,
                    {"validation_texts": 0 if split is None else len(split[1])}, chosen_on, log)
 
 
-def _finish(classifier, options, texts, y, classes, weights, prior, tau, ngram_weight, ngram_choice, record,
+def _finish(classifier, options, texts, y, classes, weights, prior, choice: Choice, ngram_choice, record,
             chosen_on, log) -> TextClassifier:
-    """Set the chosen τ, refit the n-gram model on every training text, record the choices."""
+    """Set the chosen τ and temperatures, refit the n-gram model on every training text, record the choices."""
     config = classifier.model.config
-    if options.logit_adjustment == "post-hoc" and tau:
-        config.logit_adjustment, config.class_prior = float(tau), prior.tolist()
+    if options.logit_adjustment == "post-hoc" and choice.tau:
+        config.logit_adjustment, config.class_prior = float(choice.tau), prior.tolist()
     if ngram_choice is not None:
-        if ngram_weight > 0:  # refitted on every training text, the validation split's too
+        # τ and w were chosen on the calibrated scores, so prediction calibrates as they were.
+        config.rnn_temperature, config.ngram_temperature = choice.temperatures
+        if choice.weight > 0:  # refitted on every training text, the validation split's too
             classifier.ngrams = NgramModel.fit(texts, y, len(classes), ngram_choice["settings"],
                                                _ngram_class_weight(options, y, classes), weights)
-            config.ngram_weight = float(ngram_weight)
-        record = {"ngram_weight": float(ngram_weight) if classifier.ngrams is not None else 0.0,
+            config.ngram_weight = float(choice.weight)
+        else:
+            config.ngram_temperature = 1.0
+        record = {"ngram_weight": float(choice.weight) if classifier.ngrams is not None else 0.0,
+                  "temperatures": list(choice.temperatures),
                   "ngrams": ngram_choice["settings"].to_dict(), "ngram_cv": ngram_choice["cv"], **record}
         if log is not None:
             log(f"n-grams: {ngram_choice['settings'].describe()}, weight {record['ngram_weight']:g}"
-                + ("" if chosen_on is None else f", tau {tau:g} (chosen on {chosen_on})"))
+                + ("" if chosen_on is None else f", tau {choice.tau:g}, temperatures RNN "
+                   f"{choice.temperatures[0]:.3g} and n-grams {choice.temperatures[1]:.3g} (chosen on {chosen_on})"))
     if ngram_choice is not None or options.cross_fit:
         classifier.selection = {**(classifier.selection or {}), **record}
     classifier.model.eval()
@@ -588,10 +616,10 @@ def _train_cross_fitted(texts, y, classes, weights, shape: dict, folds, options,
     model.load_state_dict(_join_members(states, member.ensemble))
     classifier = TextClassifier(model, vocabulary, classes)
     scorer = EpochSelection(classifier, texts, y, prior, _taus(options), ngram_out_of_fold, _ngram_weights(options))
-    key, ngram_weight, tau = scorer.score(out_of_fold)
-    classifier.selection = {"epoch": options.epochs, "tau": tau, "cross_fit": len(folds),
-                            "out_of_fold_macro_f1": float(key[0]), "out_of_fold_loss": -float(key[1])}
-    return _finish(classifier, options, texts, y, classes, weights, prior, tau, ngram_weight, ngram_choice, {},
+    choice = scorer.score(out_of_fold)
+    classifier.selection = {"epoch": options.epochs, "tau": choice.tau, "cross_fit": len(folds),
+                            "out_of_fold_macro_f1": float(choice.key[0]), "out_of_fold_loss": -float(choice.key[1])}
+    return _finish(classifier, options, texts, y, classes, weights, prior, choice, ngram_choice, {},
                    f"the out-of-fold scores of {len(texts)} texts", log)
 
 

@@ -115,7 +115,8 @@ def add_parser(subparsers) -> None:
                             "10) by a 3-fold cross-validation of the RNN's training texts "
                             f"(default: {'on' if defaults.ngram_search else 'off'})")
     train.add_argument("--ngram-weight", type=number_in(0.0, 1.0), default=defaults.ngram_weight, metavar="W",
-                       help="weight w of the n-gram model in the blend (1-w)*log p_rnn + w*log p_ngram (default: "
+                       help="weight w of the n-gram model in the blend (1-w)*log p_rnn/T_rnn + w*log p_ngram/T_ngram, "
+                            "each part calibrated by a temperature T fitted where w is chosen (default: "
                             "chosen on the validation split or out-of-fold scores, 0.5 without either)")
     train.add_argument("--cross-fit", type=_cross_fit, default=defaults.cross_fit, metavar="K",
                        help="train K networks, each without one of K folds of the training side; choose tau and the "
