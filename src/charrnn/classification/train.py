@@ -87,9 +87,10 @@ class TrainingOptions(OptimizationSettings):
     ngrams : bool
         Blend the RNN with a linear model on TF-IDF character n-grams
         (:mod:`~charrnn.classification.ngrams`): predict from
-        ``(1 - w)·log p_rnn + w·log p_ngram`` (less ``τ·log(prior)``), ``w`` chosen with τ on
-        the validation split by a model fitted on the texts the RNN trains on, which is then
-        refitted on all the training texts. Its settings are ``char_wb`` n-grams 2-5, ``C=10``
+        ``(1 - w)·log p_rnn / T_rnn + w·log p_ngram / T_ngram`` (less ``τ·log(prior)``), ``w``
+        chosen with τ, and each part's calibration temperature ``T`` fitted, on the validation
+        split by a model fitted on the texts the RNN trains on, which is then refitted on all
+        the training texts. Its settings are ``char_wb`` n-grams 2-5, ``C=10``
         (:class:`~charrnn.classification.ngrams.NgramSettings`), unless ``ngram_search``.
     ngram_search : bool
         Choose the n-gram model's analyzer, n-gram range and ``C`` from
