@@ -1,6 +1,7 @@
 """The n-gram component: a TF-IDF + logistic-regression model blended with the RNN."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -275,6 +276,14 @@ def test_checkpoint_round_trips_and_refuses_a_tampered_ngram_model(tmp_path, cla
         with pytest.raises(CheckpointError, match=message) as raised:
             load_classifier(broken)
         assert "\n" not in str(raised.value)
+    for bad in (0.0, -1.0, "2"):  # a temperature must be a positive number
+        broken = tmp_path / f"broken-temperature-{bad}"
+        shutil.copytree(folder, broken)
+        written = json.loads((broken / "config.json").read_text())
+        written["model"]["rnn_temperature"] = bad
+        (broken / "config.json").write_text(json.dumps(written))
+        with pytest.raises(CheckpointError, match="rnn.temperature must be a number > 0"):
+            load_classifier(broken)
     (folder / "ngrams.safetensors").unlink()
     with pytest.raises(CheckpointError, match="ngrams.safetensors"):
         load_classifier(folder)

@@ -46,9 +46,9 @@ class ClassifierConfig(CharLMConfig):
     n-gram model blended with the network (0: none; see
     :mod:`~charrnn.classification.ngrams`), with ``rnn_temperature`` and ``ngram_temperature``,
     the calibration temperatures each part's log-probabilities are divided by before they are
-    blended (:mod:`~charrnn.classification.calibration`). The defaults are those of checkpoints written
-    before these settings existed (one direction, final state, no adjustment, no n-grams),
-    which load as they were.
+    blended (:mod:`~charrnn.classification.calibration`). The defaults are those of
+    checkpoints written before these settings existed (one direction, final state, no
+    adjustment, no n-grams, no calibration), which load as they were.
     """
 
     num_classes: int = 2

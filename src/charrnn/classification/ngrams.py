@@ -10,10 +10,10 @@ part), built from scikit-learn's :class:`~sklearn.feature_extraction.text.TfidfV
 
 ``w`` and τ are chosen on the classifier's validation split or out-of-fold scores (see
 :func:`charrnn.classification.train.train_classifier`), after each part's calibration
-temperature ``T`` is fitted on the same scores (:mod:`~charrnn.classification.calibration`). The n-gram model is ``char_wb``
-n-grams 2-5 with ``C=10`` (:class:`NgramSettings`), or, with ``ngram_search``, the analyzer,
-n-gram range and ``C`` of :data:`SETTINGS_GRID` that a cross-validation of the texts the RNN
-trains on scores best (:func:`choose_settings`).
+temperature ``T`` is fitted on the same scores (:mod:`~charrnn.classification.calibration`).
+The n-gram model is ``char_wb`` n-grams 2-5 with ``C=10`` (:class:`NgramSettings`), or, with
+``ngram_search``, the analyzer, n-gram range and ``C`` of :data:`SETTINGS_GRID` that a
+cross-validation of the texts the RNN trains on scores best (:func:`choose_settings`).
 
 A fitted model is kept as plain arrays (:class:`NgramModel`): its terms (JSON), idf vector,
 coefficients and intercepts (safetensors). Its scores are computed here from those arrays, and
