@@ -426,7 +426,8 @@ class _Draws:
         self.greedy, self.device, self.remaining = greedy, device, length
         self.shape = (num_samples, vocabulary_size)
         self.filtering = not greedy and (top_k is not None or top_p is not None)
-        self.block, self.position, self._sum = (), 0, None
+        self.block, self.position = (), 0
+        self._sum = torch.empty(self.shape, device=device)  # (B, V) logits + noise, made once
 
     def _noise(self) -> torch.Tensor:
         """The next position's noise ``(B, V)``, scaled by the temperature unless filtering."""
@@ -452,11 +453,8 @@ class _Draws:
         return logits, self._noisy_argmax(logits), self.temperature
 
     def _noisy_argmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """``argmax(logits + noise)`` ``(B,)``, the sum in a buffer made once."""
-        noise = self._noise()
-        if self._sum is None:
-            self._sum = torch.empty_like(noise)  # (B, V)
-        return torch.argmax(torch.add(logits, noise, out=self._sum), dim=-1)
+        """``argmax(logits + noise)`` ``(B,)``, the sum in the buffer made once."""
+        return torch.argmax(torch.add(logits, self._noise(), out=self._sum), dim=-1)
 
 
 def _generate(model, vocabulary, prime_ids: np.ndarray, num_samples, length, temperature, top_k, top_p,

@@ -73,14 +73,12 @@ class TextClassifier:
         return logits
 
     def logits(self, texts, batch_size: int = 256) -> np.ndarray:
-        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits` (divided by the
-        calibration temperature ``T_rnn`` when training fitted one), or with an n-gram model
+        """The logits ``(N, C)`` predictions come from: :meth:`raw_logits` divided by the
+        calibration temperature ``T_rnn`` (1 unless training fitted one), or with an n-gram model
         the blend ``(1 - w)·log_softmax(raw_logits / T_rnn) + w·log p_ngram / T_ngram``, less
         ``τ·log(prior)`` when training chose a post-hoc logit adjustment (see ``model.config``)."""
         texts, config = list(texts), self.model.config
-        logits = self.raw_logits(texts, batch_size)
-        if config.rnn_temperature != 1.0:
-            logits = logits / config.rnn_temperature
+        logits = self.raw_logits(texts, batch_size) / config.rnn_temperature  # x / 1.0 is x, bit for bit
         if self.ngrams is not None and config.ngram_weight > 0:
             ngram = self.ngrams.log_proba(texts) / config.ngram_temperature
             logits = (1 - config.ngram_weight) * log_softmax(logits) + config.ngram_weight * ngram

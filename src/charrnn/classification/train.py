@@ -361,8 +361,9 @@ class EpochSelection:
         self.log_prior, self.taus = np.log(prior), tuple(taus)
         self.zero_tau = self.taus.index(0.0) if 0.0 in self.taus else None  # τ = 0's place, for the τ rule
         self.ngram_log_proba, self.ngram_temperature = ngram_log_proba, 1.0
-        if ngram_log_proba is not None:  # the n-gram model is fitted once: its temperature is too
+        if ngram_log_proba is not None:  # one n-gram model: its temperature and scaled scores, once
             self.ngram_temperature = fit_temperature(ngram_log_proba, y)
+            self.ngram_log_proba = ngram_log_proba / self.ngram_temperature
         self.weights = tuple(weights) if ngram_log_proba is not None else (0.0,)
         self.select_epoch = select_epoch
         self.best: Choice | None = None
@@ -376,10 +377,9 @@ class EpochSelection:
         if self.ngram_log_proba is not None:
             temperatures = (fit_temperature(log_proba, self.y), self.ngram_temperature)
             log_proba = log_proba / temperatures[0]
-            ngram_log_proba = self.ngram_log_proba / temperatures[1]
         best = unadjusted = None  # (choice, predictions): over all τ, and at τ = 0
         for weight in self.weights:
-            blended = log_proba if weight == 0 else (1 - weight) * log_proba + weight * ngram_log_proba
+            blended = log_proba if weight == 0 else (1 - weight) * log_proba + weight * self.ngram_log_proba
             loss = float(-log_softmax(blended)[rows, self.y].mean())
             predictions = [(blended - tau * self.log_prior).argmax(axis=1) for tau in self.taus]  # each (N_val,)
             scores = [macro_f1(self.y, predicted, num_classes) for predicted in predictions]
@@ -558,13 +558,11 @@ def _finish(classifier, options, texts, y, classes, weights, prior, choice: Choi
         config.logit_adjustment, config.class_prior = float(choice.tau), prior.tolist()
     if ngram_choice is not None:
         # τ and w were chosen on the calibrated scores, so prediction calibrates as they were.
-        config.rnn_temperature, config.ngram_temperature = choice.temperatures
+        config.rnn_temperature = choice.temperatures[0]
         if choice.weight > 0:  # refitted on every training text, the validation split's too
             classifier.ngrams = NgramModel.fit(texts, y, len(classes), ngram_choice["settings"],
                                                _ngram_class_weight(options, y, classes), weights)
-            config.ngram_weight = float(choice.weight)
-        else:
-            config.ngram_temperature = 1.0
+            config.ngram_weight, config.ngram_temperature = float(choice.weight), choice.temperatures[1]
         record = {"ngram_weight": float(choice.weight) if classifier.ngrams is not None else 0.0,
                   "temperatures": list(choice.temperatures),
                   "ngrams": ngram_choice["settings"].to_dict(), "ngram_cv": ngram_choice["cv"], **record}
