@@ -6,6 +6,7 @@ Usage::
     python bench/bench_train.py --quality 2min        # (b) defaults for 120 s: val loss <= 1.45
     python bench/bench_train.py --quality 15min       # (b) preset cpu-15min: val loss <= 1.36
     python bench/bench_train.py --quality 2min --amp none bf16   # (b) float32, then bf16 autocast
+    python bench/bench_train.py --quality 15min --set average_decay=0.998   # (b) another setting
 
 (a) Trainer overhead: characters per second of our trainer's step as a user runs it --
 :meth:`charrnn.training.Trainer.advance` (the next batch of the streams, CharLM forward with
@@ -23,7 +24,10 @@ time, then the best checkpoint evaluated on the WHOLE validation split. Targets 
 nats after 2 minutes with the defaults, <= 1.36 after 15 minutes with preset ``cpu-15min``.
 The run directory is kept (``--out``) so the samples can be read. ``--amp none bf16`` trains
 once in each precision, one after the other in the same run, and reports both, with the
-ratio of their characters per second.
+ratio of their characters per second. ``--set FIELD=VALUE`` changes a setting of the preset.
+A run that averages its weights (``--set average_decay=0.998``) is also scored on the weights
+it trained, from the same checkpoint: the difference is what the average gave, with nothing
+else changed.
 
 Results print with their ratios and go to ``bench/results/<name>-<time>.json``; the exit
 status is 1 when a target is missed.
@@ -32,6 +36,7 @@ status is 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -43,12 +48,13 @@ from torch import nn
 from torch.nn import functional as F
 
 import common
-from charrnn.checkpoint import load_model
+from charrnn.checkpoint import load_model, load_state_tensors
 from charrnn.checks import positive_int
 from charrnn.corpus import PreparedCorpus, prepare_corpus
 from charrnn.devices import num_threads
 from charrnn.evaluation import evaluate
 from charrnn.training import TrainConfig, language_model_trainer, resolve_settings, train
+from charrnn.training.language_model import TRAINED_STEM
 from charrnn.training.settings import PRESETS
 
 SHAPES = [(256, 64), (256, 128), (512, 64), (512, 128)]  # (hidden_size, sequence_length)
@@ -149,11 +155,13 @@ def measure_overhead(data: Path, work: Path, steps: int, rounds: int, shapes, ve
 
 # -- (b) quality per CPU time -------------------------------------------------------------------
 def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_time: float | None,
-                    threads: int | None, verdicts: common.Verdicts, amp: str = "none") -> dict:
-    """Train for a fixed time, then evaluate the best checkpoint on the whole validation split."""
+                    threads: int | None, verdicts: common.Verdicts, amp: str = "none",
+                    changes: dict | None = None) -> dict:
+    """Train for a fixed time, then evaluate the best checkpoint on the whole validation split
+    (``changes``: more settings to change from the preset's, by field name)."""
     default_preset, seconds, target = QUALITY[name]
     preset = preset or default_preset
-    overrides = {"max_time": max_time or seconds, "device": "cpu", "amp": amp}
+    overrides = {**(changes or {}), "max_time": max_time or seconds, "device": "cpu", "amp": amp}
     if threads:
         overrides["num_threads"] = threads  # train() sets the thread count itself
     settings = resolve_settings(overrides, preset=preset)
@@ -162,6 +170,14 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
     loaded = load_model(out)
     _, val_ids = PreparedCorpus.open(out / "data").split(settings.val_fraction)
     full = evaluate(loaded.model, val_ids, batch_size=settings.batch_size, sequence_length=256)
+    trained_loss = None
+    if settings.average_decay:
+        trained = load_state_tensors(loaded.path / f"{TRAINED_STEM}.safetensors", loaded.model.state_dict())
+        loaded.model.load_state_dict(trained)
+        trained_loss = evaluate(loaded.model, val_ids, batch_size=settings.batch_size, sequence_length=256).loss
+        verdicts.add(f"quality {name}, amp {amp}: the weights' average", None,
+                     f"{full.loss:.4f} nats against {trained_loss:.4f} for the trained weights of the same checkpoint "
+                     f"({full.loss - trained_loss:+.4f}; average decay {settings.average_decay})")
     passed = full.loss <= target
     verdicts.add(f"quality {name}, amp {amp}", passed,
                  f"validation loss {full.loss:.4f} nats ({full.bits_per_character:.3f} bits/char) on all "
@@ -171,9 +187,21 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
     return {"name": name, "preset": preset, "settings": settings.to_dict(), "run_dir": str(out),
             "validation_loss": full.loss, "bits_per_character": full.bits_per_character,
             "validation_characters": full.num_characters, "trainer_best_val_loss": result.best_val_loss,
+            "trained_weights_validation_loss": trained_loss,
             "steps": result.step, "elapsed": result.elapsed, "characters_per_second": result.characters_per_second,
             "stop_reason": result.stop_reason, "target": target, "pass": passed, "amp": amp,
             "load_average_after": list(os.getloadavg())}
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` -> ``(field, value)``, the value read as JSON where it is (0.998, true), else text."""
+    field, equals, value = text.partition("=")
+    if not equals or not field:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    try:
+        return field, json.loads(value)
+    except json.JSONDecodeError:
+        return field, value
 
 
 def main(argv=None) -> int:
@@ -182,6 +210,8 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="override the quality run's preset")
     parser.add_argument("--max-time", type=float, help="override the quality run's seconds of training")
     parser.add_argument("--out", type=Path, help="quality: the run directory (default: a new temporary one)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", type=_setting,
+                        help="quality: change a setting of the preset (a TrainConfig field; repeatable)")
     parser.add_argument("--amp", nargs="+", choices=("none", "bf16", "auto"),
                         help="the precision(s) to train in: quality, one run each (default: auto, train's own); "
                              "(a), ours and the bare loop both in each (default: none)")
@@ -206,7 +236,8 @@ def main(argv=None) -> int:
             out = args.out or Path(tempfile.mkdtemp(prefix=f"charrnn-quality-{args.quality}-")) / "run"
             name = f"train-quality-{args.quality}"
             runs = [measure_quality(args.quality, args.data, out.with_name(f"{out.name}-{amp}"), args.preset,
-                                    args.max_time, args.threads, verdicts, amp) for amp in args.amp]
+                                    args.max_time, args.threads, verdicts, amp, dict(args.set))
+                    for amp in args.amp]
             if len(runs) == 2:
                 speed = runs[1]["characters_per_second"] / runs[0]["characters_per_second"]
                 verdicts.add("amp", None, f"{runs[1]['amp']} / {runs[0]['amp']}: {speed:.2f} x the characters per "

@@ -208,3 +208,12 @@ def test_training_leaves_process_wide_state_as_it_found_it(texts, tmp_path):
     assert torch.get_num_threads() == 1
     assert np.array_equal(np.random.get_state()[1], numpy_state)
     assert warnings.filters == filters
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """Building every command's parser loads neither SciPy, scikit-learn nor matplotlib (half a
+    second or more each at every start): the commands that need them load them when they run."""
+    code = ("import sys; from charrnn.cli import build_parser; build_parser(); "
+            "print(sorted({name.split('.')[0] for name in sys.modules} & {'scipy', 'sklearn', 'matplotlib'}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -47,7 +47,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import rankdata  # SciPy comes with scikit-learn, a dependency
 from torch.nn import functional as F
 
 from charrnn.cells import (
@@ -550,6 +549,9 @@ def score_units(recording: Recording, features: dict | None = None, kinds=("h", 
     binary = [index for index, name in enumerate(names) if np.isin(targets[name], (0.0, 1.0)).all()]
     auc = np.full(signed.shape, np.nan)
     if binary:
+        # SciPy (a dependency of scikit-learn) loads in half a second: here, not at every command's start.
+        from scipy.stats import rankdata
+
         positives = matrix[:, binary]  # (T, b) of 0 and 1
         counts = positives.sum(axis=0)  # (b,)
         for start in range(0, units.shape[1], chunk):

@@ -10,7 +10,6 @@ twice too confident, the regularised n-gram model's up to three times too timid)
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from charrnn.classification.predict import log_softmax
 
@@ -25,6 +24,8 @@ def fit_temperature(log_proba: np.ndarray, y: np.ndarray) -> float:
     has one minimum, which a bounded search over ``log T`` finds; with no texts, 1."""
     if not len(y):
         return 1.0
+    from scipy.optimize import minimize_scalar  # half a second to load: here, not at every command's start
+
     rows = np.arange(len(y))
 
     def cross_entropy(log_temperature: float) -> float:

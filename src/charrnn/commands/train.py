@@ -37,6 +37,9 @@ _SETTINGS = [
     ("--decay", "decay", str, f"learning-rate decay after warm-up: {', '.join(DECAYS)}"),
     ("--weight-decay", "weight_decay", float, "decoupled weight decay (AdamW) when above 0"),
     ("--grad-clip", "grad_clip", float, "clip the gradient's global norm to this (0: no clipping)"),
+    ("--average-decay", "average_decay", float,
+     "evaluate, sample and save an exponential moving average of the weights, this decay a step "
+     "(e.g. 0.998; 0: off)"),
     ("--max-steps", "max_steps", positive_int, f"stop after this many steps (with no limit given: {DEFAULT_MAX_STEPS})"),
     ("--epochs", "epochs", float, "stop after this many passes over the training text"),
     ("--max-time", "max_time", float, "stop after this many seconds; the schedule decays to that moment"),

@@ -50,7 +50,7 @@ from charrnn.training.state import (load_optimizer_state, optimizer_state_to_ten
                                     restore_random_state)
 from charrnn.unroll import flatten_state, rebuild_state
 
-OPTIMIZER_STEM, TRAINER_STEM = "optimizer", "trainer"
+OPTIMIZER_STEM, TRAINER_STEM, TRAINED_STEM = "optimizer", "trainer", "trained"
 
 
 class LanguageModelTask:
@@ -176,7 +176,7 @@ def language_model_trainer(settings: TrainConfig, corpus: PreparedCorpus, run_di
     trainer = Trainer(model, task, optimizer, settings.schedule, limits, device, grad_clip=settings.grad_clip,
                       amp=settings.amp, loss_limit=EXPLODING_FACTOR * max(math.log(corpus.vocabulary.size), 1.0),
                       context=context, network=network, checkpointer=checkpointer, callbacks=callbacks,
-                      run_dir=None if run_dir is None else Path(run_dir))
+                      run_dir=None if run_dir is None else Path(run_dir), average_decay=settings.average_decay)
     limits.eval_every = settings.eval_every or default_eval_every(trainer.total_steps, task.steps_per_epoch)
     if settings.init_from:
         source = load_model(settings.init_from)
@@ -237,9 +237,11 @@ class RunCheckpointer:
 
     ``checkpoints/<kind>`` gets the weights, ``optimizer.safetensors`` + the optimizer's JSON
     in ``trainer.json``, and per rank the random generators and the carried state
-    (``trainer.safetensors``). Each piece is restored by its owner. With ``keep``, each
-    evaluation's weights are also kept as ``checkpoints/step-<step>-loss-<val>``, the last
-    ``keep`` of them.
+    (``trainer.safetensors``). A run that averages its weights saves the average as the model
+    (``model.safetensors``, what every command loads) and the weights being trained beside it
+    (``trained.safetensors``), with the number of steps averaged in ``trainer.json``. Each
+    piece is restored by its owner. With ``keep``, each evaluation's weights are also kept as
+    ``checkpoints/step-<step>-loss-<val>``, the last ``keep`` of them.
     """
 
     def __init__(self, run: RunDirectory, vocabulary, settings: TrainConfig):
@@ -266,10 +268,14 @@ class RunCheckpointer:
                  "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else None,
                  "schedule": {"total_steps": trainer.total_steps, "max_time": self.settings.max_time,
                               "learning_rate": trainer.optimizer.param_groups[0]["lr"]}}
+        extra_tensors = {OPTIMIZER_STEM: optimizer_tensors, TRAINER_STEM: trainer_tensors}
+        if trainer.average is not None:
+            extra_tensors[TRAINED_STEM] = trainer.model.state_dict()
+            state["averaged_steps"] = int(trainer.average.n_averaged)
         folder = None
         for kind in kinds:
-            folder = save_checkpoint(self.run.checkpoint(kind), trainer.model, self.vocabulary, trainer.model.config,
-                                     extra_tensors={OPTIMIZER_STEM: optimizer_tensors, TRAINER_STEM: trainer_tensors},
+            folder = save_checkpoint(self.run.checkpoint(kind), trainer.evaluated_model, self.vocabulary,
+                                     trainer.model.config, extra_tensors=extra_tensors,
                                      extra_json={TRAINER_STEM: state}, training=self.settings.to_dict())
         if self.settings.keep and trainer.state.evaluated_step == trainer.step:
             self._keep_history(trainer)
@@ -279,7 +285,7 @@ class RunCheckpointer:
         """Save this evaluation's model as ``checkpoints/step-<step>-loss-<val>`` (weights and
         settings, enough to sample and evaluate) and remove the oldest beyond ``keep``."""
         state = trainer.state
-        save_checkpoint(self.run.history_checkpoint(trainer.step, state.last_val_loss), trainer.model,
+        save_checkpoint(self.run.history_checkpoint(trainer.step, state.last_val_loss), trainer.evaluated_model,
                         self.vocabulary, trainer.model.config, training=self.settings.to_dict(),
                         extra_json={TRAINER_STEM: {"step": trainer.step, "last_val_loss": state.last_val_loss,
                                                    "best_val_loss": state.best_val_loss}})
@@ -291,9 +297,15 @@ class RunCheckpointer:
         scaler, the counters) restored by its owner."""
         trainer_file = folder / f"{TRAINER_STEM}.json"
         state = read_json(trainer_file)
-        trainer.model.load_state_dict(load_state_tensors(folder / MODEL_FILE, trainer.model.state_dict()))
+        model = trainer.evaluated_model
+        model.load_state_dict(load_state_tensors(folder / MODEL_FILE, model.state_dict()))
+        if trainer.average is not None:
+            trained = folder / f"{TRAINED_STEM}.safetensors"
+            trainer.model.load_state_dict(load_state_tensors(trained, trainer.model.state_dict()))
         optimizer_file = folder / f"{OPTIMIZER_STEM}.safetensors"
         with _damage_named(folder, trainer_file):
+            if trainer.average is not None:
+                trainer.average.n_averaged.fill_(int(state["averaged_steps"]))
             if state.get("world_size") != trainer.context.world_size:
                 raise CharRNNError(f"the run was trained by {state.get('world_size')} process(es), now "
                                    f"{trainer.context.world_size}; resume it with the same number")

@@ -8,7 +8,8 @@ the schedule. Each step is plain::
     batch = task.next_batch()
     loss = task.loss(network, batch)            # forward, under autocast when asked
     backward, clip the gradient norm, optimizer step at the scheduled learning rate
-    every eval_every steps: task.evaluate(model), then the checkpointer saves
+    with average_decay: average <- decay * average + (1 - decay) * weights
+    every eval_every steps: task.evaluate(evaluated_model), then the checkpointer saves
 
 :meth:`Trainer.advance` takes N steps and returns what happened (a :class:`StepEvent` each);
 :meth:`Trainer.run` advances until a limit, a signal or divergence, then :meth:`Trainer.finish`.
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from charrnn.devices import check_amp, resolve_amp
 from charrnn.training import distributed
@@ -151,13 +153,19 @@ class Trainer:
     callbacks : iterable of Callback
     run_dir : Path, optional
         The run's folder, named in the result's message.
+    average_decay : float in [0, 1)
+        Above 0: keep an exponential moving average of the weights (Polyak averaging, PyTorch's
+        :class:`~torch.optim.swa_utils.AveragedModel`), updated after every step as
+        ``average = decay * average + (1 - decay) * weights`` and started at the first step's
+        weights; :attr:`evaluated_model` is then the average, which the task evaluates and the
+        checkpointer saves as the model. Training itself is unchanged.
     """
 
     def __init__(self, model: torch.nn.Module, task, optimizer: torch.optim.Optimizer, schedule: Schedule,
                  limits: Limits, device: torch.device, grad_clip: float = 0.0, amp: str = "none",
                  loss_limit: float | None = None, context: DistributedContext | None = None,
                  network: torch.nn.Module | None = None, checkpointer=None, callbacks: Iterable[Callback] = (),
-                 run_dir: Path | None = None):
+                 run_dir: Path | None = None, average_decay: float = 0.0):
         self.model, self.task, self.optimizer, self.schedule = model, task, optimizer, schedule
         self.limits, self.device, self.grad_clip, self.loss_limit = limits, device, grad_clip, loss_limit
         self.context = context or DistributedContext()
@@ -170,6 +178,8 @@ class Trainer:
         self.amp = amp
         self.amp_dtype = AMP_DTYPES.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16" and device.type == "cuda")
+        self.average = None if not average_decay else AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(average_decay))
         self.state = TrainingState()
         self.total_steps = self._total_steps()
         self.stop_reason: str | None = None
@@ -194,6 +204,12 @@ class Trainer:
         if not steps and limits.max_time is None and limits.default_steps is not None:
             steps.append(limits.default_steps)
         return min(steps) if steps else None
+
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """What is evaluated, sampled and saved as the run's model: the weights' average when
+        there is one (``average_decay``), else the trained model itself."""
+        return self.model if self.average is None else self.average.module
 
     def elapsed(self) -> float:
         """Seconds of training so far, earlier sessions included."""
@@ -267,6 +283,8 @@ class Trainer:
                 raise Diverged(f"the gradient norm is {float(norm):.4g}")
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         return mean_loss, shared[1:]
 
     # -- driving -------------------------------------------------------------------------------
@@ -336,7 +354,7 @@ class Trainer:
             event.record = self._flush_window(event.learning_rate)
         improved = False
         if evaluate_now:
-            val_loss = self.task.evaluate(self.model)
+            val_loss = self.task.evaluate(self.evaluated_model)
             state = self.state
             improved = state.best_val_loss is None or val_loss < state.best_val_loss
             state.last_val_loss, state.evaluated_step = val_loss, self.step

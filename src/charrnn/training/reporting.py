@@ -223,7 +223,7 @@ class SampleCallback(Callback):
             return
         from charrnn.sampling import make_generator, sample_text
 
-        settings, model = self.settings, trainer.model
+        settings, model = self.settings, trainer.evaluated_model
         generator = make_generator(settings.seed * 1_000_003 + event.step, model.head.weight.device)
         was_training = model.training
         model.eval()
