@@ -85,3 +85,14 @@ def test_machine_header_says_what_the_figures_depend_on():
     assert header["avx512_bf16"] in (True, False, None)
     line = common.format_machine_header(header)
     assert line.startswith(f"torch {header['torch']}, 1 and 2 thread(s)") and "load average" in line
+
+
+def test_bench_train_set_reads_a_field_and_a_json_value():
+    import bench_train
+
+    assert bench_train._setting("average_decay=0.998") == ("average_decay", 0.998)
+    assert bench_train._setting("tie_weights=false") == ("tie_weights", False)
+    assert bench_train._setting("decay=cosine") == ("decay", "cosine")
+    for bad in ("average_decay", "=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="FIELD=VALUE"):
+            bench_train._setting(bad)
