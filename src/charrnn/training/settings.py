@@ -46,9 +46,9 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")
 #: 1.422 with dropout 0.45; the former 2x384 with dropout 0.2 and no decay 1.452). Tying took
 #: 0.037 nats off at a fixed number of steps (bench/bench_regularisers.py) for 10% more time a
 #: step. Tied and decayed to a tenth, at 12.2k and 11.8k characters a second, 1.397 and 1.399
-#: (bench/bench_train.py --quality 15min --threads 2, load 1-2); decayed to a hundredth, at
-#: 13.3k, 1.3875: the last slow part of the decay does what an average of the weights does
-#: (--average-decay 0.998 took 0.0096 off the first schedule, nothing off this one).
+#: (bench/bench_train.py --quality 15min --threads 2, load 1-2); decayed to a hundredth, 1.3886
+#: and 1.3875 at 14.3k and 13.3k: the last slow part of the decay does what an average of the
+#: weights does (--average-decay 0.998 took 0.0096 off the first schedule, nothing off this one).
 PRESETS: dict[str, dict] = {
     "default": {},
     "cpu-15min": {"hidden_size": 512, "num_layers": 2, "tie_weights": True, "dropout": 0.35,
