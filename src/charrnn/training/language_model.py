@@ -299,12 +299,11 @@ class RunCheckpointer:
         state = read_json(trainer_file)
         model = trainer.evaluated_model
         model.load_state_dict(load_state_tensors(folder / MODEL_FILE, model.state_dict()))
-        if trainer.average is not None:
-            trained = folder / f"{TRAINED_STEM}.safetensors"
-            trainer.model.load_state_dict(load_state_tensors(trained, trainer.model.state_dict()))
         optimizer_file = folder / f"{OPTIMIZER_STEM}.safetensors"
         with _damage_named(folder, trainer_file):
-            if trainer.average is not None:
+            if trainer.average is not None:  # the average is the model; the trained weights lie beside it
+                trained = load_state_tensors(folder / f"{TRAINED_STEM}.safetensors", trainer.model.state_dict())
+                trainer.model.load_state_dict(trained)
                 trainer.average.n_averaged.fill_(int(state["averaged_steps"]))
             if state.get("world_size") != trainer.context.world_size:
                 raise CharRNNError(f"the run was trained by {state.get('world_size')} process(es), now "
