@@ -39,22 +39,22 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")
 
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
 #: quarter-hour of a 2-core CPU: a wider, two-layer network, kept from over-fitting by dropout,
-#: strong weight decay and an output layer tied to the embedding, at a gentler peak learning
-#: rate than the defaults', decayed to a hundredth of it (as theirs). Untied, decayed to a
-#: tenth, on a day the machine gave it about 11k characters a second, it reached 1.398-1.400
-#: nats on tinyshakespeare (weight decay 0.3 gave 1.404, 0.1 gave 1.409, 0.05 gave 1.415, and
-#: 1.422 with dropout 0.45; the former 2x384 with dropout 0.2 and no decay 1.452). Tying took
-#: 0.037 nats off at a fixed number of steps (bench/bench_regularisers.py) for 10% more time a
-#: step. Tied and decayed to a tenth, at 12.2k and 11.8k characters a second, 1.397 and 1.399
-#: (bench/bench_train.py --quality 15min --threads 2, load 1-2); decayed to a hundredth, 1.3886
-#: and 1.3875 at 14.3k and 13.3k: the last slow part of the decay does what an average of the
-#: weights does (--average-decay 0.998 took 0.0096 off the first schedule, nothing off this one).
-#: At a peak of 6e-3 instead of 4e-3, 1.3803 at 13.9k and 1.3734 at 14.7k (--set
-#: learning_rate=0.006); batch 64 at 5e-3 gave 1.4126 (half the steps at the same speed).
+#: strong weight decay and an output layer tied to the embedding, at the defaults' high peak
+#: learning rate or above, decayed to a hundredth of it. On tinyshakespeare
+#: (bench/bench_train.py --quality 15min --threads 2, load 1-2, one day) the peak rate
+#: and the machine's speed decided most: 1.3488 and 1.3721 nats at 1.3e-2 (14.7k and 10.6k
+#: characters a second), 1.3570 at 1e-2 (12.5k), 1.3557 at 1.7e-2 (13.2k), 1.3769 at 8e-3
+#: (11.1k); on an earlier day 1.3803 and 1.3734 at 6e-3 (13.9k, 14.7k), 1.3886 at 4e-3 (14.3k).
+#: Untied at 4e-3, decayed to a tenth, it reached 1.398-1.400 (weight decay 0.3 gave 1.404, 0.1
+#: 1.409, 0.05 1.415, and 1.422 with dropout 0.45; the former 2x384 with dropout 0.2 and no decay
+#: 1.452). Tying took 0.037 nats off at a fixed number of steps (bench/bench_regularisers.py)
+#: for 10% more time a step. The last slow part of the decay to a hundredth does what an average
+#: of the weights does (--average-decay 0.998 took 0.0096 off a decay to a tenth, nothing off
+#: this one). Batch 64 at 5e-3 gave 1.4126 (half the steps at the same speed).
 PRESETS: dict[str, dict] = {
     "default": {},
     "cpu-15min": {"hidden_size": 512, "num_layers": 2, "tie_weights": True, "dropout": 0.35,
-                  "weight_decay": 0.2, "learning_rate": 6e-3, "max_time": 900.0},
+                  "weight_decay": 0.2, "learning_rate": 1.3e-2, "max_time": 900.0},
 }
 
 #: Settings a resumed run may change freely (how long, how often, where), as opposed to the
