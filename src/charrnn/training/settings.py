@@ -40,17 +40,9 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
 #: quarter-hour of a 2-core CPU: a wider, two-layer network, kept from over-fitting by dropout,
 #: strong weight decay and an output layer tied to the embedding, at the defaults' high peak
-#: learning rate or above, decayed to a hundredth of it. On tinyshakespeare
-#: (bench/bench_train.py --quality 15min --threads 2, load 1-2, one day) the peak rate
-#: and the machine's speed decided most: 1.3488 and 1.3721 nats at 1.3e-2 (14.7k and 10.6k
-#: characters a second), 1.3570 at 1e-2 (12.5k), 1.3557 at 1.7e-2 (13.2k), 1.3769 at 8e-3
-#: (11.1k); on an earlier day 1.3803 and 1.3734 at 6e-3 (13.9k, 14.7k), 1.3886 at 4e-3 (14.3k).
-#: Untied at 4e-3, decayed to a tenth, it reached 1.398-1.400 (weight decay 0.3 gave 1.404, 0.1
-#: 1.409, 0.05 1.415, and 1.422 with dropout 0.45; the former 2x384 with dropout 0.2 and no decay
-#: 1.452). Tying took 0.037 nats off at a fixed number of steps (bench/bench_regularisers.py)
-#: for 10% more time a step. The last slow part of the decay to a hundredth does what an average
-#: of the weights does (--average-decay 0.998 took 0.0096 off a decay to a tenth, nothing off
-#: this one). Batch 64 at 5e-3 gave 1.4126 (half the steps at the same speed).
+#: learning rate or above, decayed to a hundredth of it. Of the peak rates measured (4e-3 to
+#: 1.7e-2) 1.3e-2 reached the lowest validation loss; docs/training.md gives every figure
+#: (bench/bench_train.py --quality 15min) and the settings that lost.
 PRESETS: dict[str, dict] = {
     "default": {},
     "cpu-15min": {"hidden_size": 512, "num_layers": 2, "tie_weights": True, "dropout": 0.35,
