@@ -27,7 +27,7 @@ import common
 from charrnn.checks import positive_int
 from charrnn.training import train
 
-#: The base: the 15-minute preset's regularisation (dropout, weight decay) and schedule on a smaller model.
+#: The base: the former 15-minute preset's regularisation (dropout, weight decay) and schedule, smaller.
 BASE = {"hidden_size": 256, "embedding_size": 64, "dropout": 0.35, "weight_decay": 0.2, "learning_rate": 4e-3,
         "min_learning_rate": 4e-4}
 VARIANTS = {

@@ -71,7 +71,7 @@ class ModelSettings:
 @dataclass(kw_only=True)
 class LanguageModelSettings(ModelSettings):
     """The language model's own settings, besides its :class:`ModelSettings`: a default shape of
-    its own (one LSTM layer of 512 units), and the regularisers of long runs that AWD-LSTM
+    its own (one LSTM layer of 320 units), and the regularisers of long runs that AWD-LSTM
     brought to word models (Merity et al. 2017), each off by default.
 
     ``weight_dropout``: DropConnect on every hidden-to-hidden matrix, one mask per batch (the
@@ -81,11 +81,13 @@ class LanguageModelSettings(ModelSettings):
     shares the embedding's matrix (needs ``embedding_size == hidden_size``).
     """
 
-    # One wide layer learns more per CPU-minute than two narrow ones: in 120 s of bf16 training
-    # on tinyshakespeare (2 threads, load 3-4), 1 x 512 reached a validation loss of 1.471 nats,
-    # 2 x 256 (the former default) 1.500, 2 x 256 with tied weights 1.491; 1 x 512 at a peak
-    # rate of 6e-3 1.478, with a 128-wide embedding 1.491 (bench/bench_train.py --quality 2min).
-    hidden_size: int = 512
+    # One wide layer learns more per CPU-minute than two narrow ones, and a layer of 320 more
+    # than a wider one on a shared host, where a smaller model's weights stay in cache: in 120 s
+    # of bf16 training on tinyshakespeare (2 threads, the same day), 1 x 320 reached 1.440,
+    # 1.444 and 1.446 nats at 48-51k characters a second, 1 x 256 1.455 (62k), 1 x 384 1.452,
+    # 1.452 and 1.455 (31-33k), 1 x 448 1.455 (29k), 1 x 512 1.466, 1.498 and 1.469 (19-22k);
+    # 2 x 256 1.500 on an earlier day (bench/bench_train.py --quality 2min; docs/training.md).
+    hidden_size: int = 320
     num_layers: int = 1
     weight_dropout: float = 0.0
     input_dropout: float = 0.0
