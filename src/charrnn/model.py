@@ -81,12 +81,9 @@ class LanguageModelSettings(ModelSettings):
     shares the embedding's matrix (needs ``embedding_size == hidden_size``).
     """
 
-    # One wide layer learns more per CPU-minute than two narrow ones, and a layer of 320 more
-    # than a wider one on a shared host, where a smaller model's weights stay in cache: in 120 s
-    # of bf16 training on tinyshakespeare (2 threads, the same day), 1 x 320 reached 1.440,
-    # 1.444 and 1.446 nats at 48-51k characters a second, 1 x 256 1.455 (62k), 1 x 384 1.452,
-    # 1.452 and 1.455 (31-33k), 1 x 448 1.455 (29k), 1 x 512 1.466, 1.498 and 1.469 (19-22k);
-    # 2 x 256 1.500 on an earlier day (bench/bench_train.py --quality 2min; docs/training.md).
+    # One wide layer learns more per CPU-minute than two narrow ones, and on a shared host a
+    # layer of 320 more than a wider one, which steps more slowly than its arithmetic says:
+    # 2-minute figures of each width in docs/training.md (bench/bench_train.py --quality 2min).
     hidden_size: int = 320
     num_layers: int = 1
     weight_dropout: float = 0.0
