@@ -40,11 +40,11 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")
 #: Named sets of settings. ``cpu-15min`` is the recipe for a tinyshakespeare-sized corpus and a
 #: quarter-hour of a 2-core CPU: a two-layer network, kept from over-fitting by dropout, strong
 #: weight decay and an output layer tied to the embedding, at the defaults' high peak learning
-#: rate or above, decayed to a hundredth of it. Of the peak rates measured (4e-3 to 1.7e-2)
-#: 1.3e-2 reached the lowest validation loss. Two layers of 384 rather than 512: on a shared
-#: host the smaller model steps twice as fast (probably its weights staying in cache) and won
-#: every paired run; docs/training.md gives every figure (bench/bench_train.py --quality 15min)
-#: and the settings that lost.
+#: rate or above, decayed to a hundredth of it. Of the peak rates measured on the former
+#: 2 x 512 (4e-3 to 1.7e-2) 1.3e-2 reached the lowest validation loss. Two layers of 384
+#: rather than 512: on a shared host the smaller model steps twice as fast (probably its
+#: weights staying in cache) and won every paired run; docs/training.md gives every figure
+#: (bench/bench_train.py --quality 15min) and the settings that lost.
 PRESETS: dict[str, dict] = {
     "default": {},
     "cpu-15min": {"hidden_size": 384, "num_layers": 2, "tie_weights": True, "dropout": 0.25,
