@@ -121,6 +121,16 @@ def test_a_changed_shape_is_refused_in_one_line_and_leaves_nothing(texts, run_a,
     assert not out.exists()
 
 
+def test_a_fine_tuned_model_keeps_its_forget_bias_over_a_presets(run_a):
+    from charrnn.training import resolve_settings
+    from charrnn.training.settings import PRESETS
+
+    assert PRESETS["cpu-15min"]["forget_bias"] == 1.0
+    shape = {"init_from": str(run_a), "hidden_size": 48, "embedding_size": 16, "tie_weights": False}
+    assert resolve_settings(shape, preset="cpu-15min").forget_bias == 0.0
+    assert resolve_settings({**shape, "forget_bias": 0.5}, preset="cpu-15min").forget_bias == 0.5
+
+
 def test_resume_keeps_its_meaning_and_refuses_another_init_from(texts, run_a, tmp_path, capsys):
     out = tmp_path / "tuned"
     assert run_cli(capsys, "train", texts / "b.txt", "--out", out, "--init-from", run_a, "--max-steps", "10",

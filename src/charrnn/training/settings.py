@@ -48,7 +48,7 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")
 PRESETS: dict[str, dict] = {
     "default": {},
     "cpu-15min": {"hidden_size": 384, "num_layers": 2, "tie_weights": True, "dropout": 0.25,
-                  "weight_decay": 0.2, "learning_rate": 1.3e-2, "max_time": 900.0},
+                  "weight_decay": 0.2, "learning_rate": 1.3e-2, "forget_bias": 1.0, "max_time": 900.0},
 }
 
 #: Settings a resumed run may change freely (how long, how often, where), as opposed to the
@@ -335,8 +335,10 @@ def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str |
     from charrnn.training.fine_tuning import check_same_shape, source_settings
 
     # The trained model's settings are a layer under the preset's, so that a preset or a flag
-    # that changes the shape is refused rather than ignored.
+    # that changes the shape is refused rather than ignored. Its forget bias is part of what its
+    # weights compute, so it outranks a preset's (a flag still sets it).
     inherited = source_settings(TrainConfig(init_from=init_from).init_from)
-    settings = TrainConfig.from_dict({**inherited, **PRESETS[preset], **requested})
+    settings = TrainConfig.from_dict({**inherited, **PRESETS[preset],
+                                      "forget_bias": inherited["forget_bias"], **requested})
     check_same_shape(settings, inherited)
     return settings
