@@ -32,7 +32,7 @@ class ModelSettings:
     dropout: float = 0.0
     # 0.0 rather than TensorFlow's 1.0 (which BasicLSTMCell keeps): over steps 250-300 of the
     # language model's defaults on tinyshakespeare the training loss averages 1.65 nats against 1.79,
-    # and a 2-minute run ends 0.05 nats behind; a 15-minute run gains from 1.0 (docs/training.md).
+    # and a 2-minute run ends behind; a 15-minute run gains from 1.0 (docs/training.md).
     forget_bias: float = 0.0
 
     def __post_init__(self):

@@ -1,11 +1,12 @@
 """Fine-tuning: a new run that starts from a trained language model (``charrnn train --init-from``).
 
 The new run takes the trained model's shape (cell, sizes, layers; its dropout and forget bias
-unless the run sets them) and its weights. Its vocabulary is the old one extended by the new
-text's characters, so ids move (a vocabulary is kept sorted): every row of the embedding and
-of the output layer is carried to its character's new id, and the rows of characters the old
-model never saw start as the model's "average character" (:func:`transplant`). The optimizer
-and the schedule start afresh; ``--resume`` still means the same run on the same corpus.
+unless the run sets them, its forget bias over a preset's) and its weights. Its vocabulary is
+the old one extended by the new text's characters, so ids move (a vocabulary is kept sorted):
+every row of the embedding and of the output layer is carried to its character's new id, and
+the rows of characters the old model never saw start as the model's "average character"
+(:func:`transplant`). The optimizer and the schedule start afresh; ``--resume`` still means the
+same run on the same corpus.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from charrnn.vocabulary import Vocabulary
 SHAPE_FIELDS = ("cell", "hidden_size", "num_layers", "embedding_size", "tie_weights")
 #: What a fine-tuned run takes from the trained model unless its own settings say otherwise.
 INHERITED_FIELDS = (*SHAPE_FIELDS, "dropout", "forget_bias")
+#: Of those, what a preset does not change (the weights were trained to compute with it); a flag
+#: or a settings file still does.
+OVER_PRESETS = ("forget_bias",)
 #: The tensors whose rows are characters.
 _CHARACTER_ROWS = ("embedding.weight", "head.weight", "head.bias")
 

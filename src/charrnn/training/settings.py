@@ -43,7 +43,8 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")
 #: rate or above, decayed to a hundredth of it. Of the peak rates measured on the former
 #: 2 x 512 (4e-3 to 1.7e-2) 1.3e-2 reached the lowest validation loss. Two layers of 384
 #: rather than 512: on a shared host the smaller model steps twice as fast (probably its
-#: weights staying in cache) and won every paired run; docs/training.md gives every figure
+#: weights staying in cache) and won every paired run. TensorFlow's forget bias of 1.0, which
+#: the defaults leave at 0, helps a run this long; docs/training.md gives every figure
 #: (bench/bench_train.py --quality 15min) and the settings that lost.
 PRESETS: dict[str, dict] = {
     "default": {},
@@ -332,13 +333,12 @@ def resolve_settings(flags: TrainConfig | dict | None = None, config_file: str |
     init_from = requested.get("init_from")
     if init_from is None:
         return TrainConfig.from_dict(_tied_embedding({**PRESETS[preset], **requested}))
-    from charrnn.training.fine_tuning import check_same_shape, source_settings
+    from charrnn.training.fine_tuning import OVER_PRESETS, check_same_shape, source_settings
 
     # The trained model's settings are a layer under the preset's, so that a preset or a flag
-    # that changes the shape is refused rather than ignored. Its forget bias is part of what its
-    # weights compute, so it outranks a preset's (a flag still sets it).
+    # that changes the shape is refused rather than ignored.
     inherited = source_settings(TrainConfig(init_from=init_from).init_from)
-    settings = TrainConfig.from_dict({**inherited, **PRESETS[preset],
-                                      "forget_bias": inherited["forget_bias"], **requested})
+    kept = {name: inherited[name] for name in OVER_PRESETS}
+    settings = TrainConfig.from_dict({**inherited, **PRESETS[preset], **kept, **requested})
     check_same_shape(settings, inherited)
     return settings
