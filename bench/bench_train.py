@@ -167,6 +167,11 @@ def measure_quality(name: str, data: Path, out: Path, preset: str | None, max_ti
     settings = resolve_settings(overrides, preset=preset)
     print(f"quality {name}: preset {preset!r}, {settings.max_time:.0f} s of training on {data} -> {out}", flush=True)
     result = train(settings, [data], out, progress=True)
+    if result.exit_code != 0:  # diverged or stopped: no model to judge
+        verdicts.add(f"quality {name}, amp {amp}", False, result.message)
+        return {"name": name, "preset": preset, "settings": settings.to_dict(), "run_dir": str(out),
+                "stop_reason": result.stop_reason, "message": result.message, "target": target, "pass": False,
+                "amp": amp}
     loaded = load_model(out)
     _, val_ids = PreparedCorpus.open(out / "data").split(settings.val_fraction)
     full = evaluate(loaded.model, val_ids, batch_size=settings.batch_size, sequence_length=256)
@@ -238,7 +243,7 @@ def main(argv=None) -> int:
             runs = [measure_quality(args.quality, args.data, out.with_name(f"{out.name}-{amp}"), args.preset,
                                     args.max_time, args.threads, verdicts, amp, dict(args.set))
                     for amp in args.amp]
-            if len(runs) == 2:
+            if len(runs) == 2 and all("validation_loss" in run for run in runs):  # both trained to the end
                 speed = runs[1]["characters_per_second"] / runs[0]["characters_per_second"]
                 verdicts.add("amp", None, f"{runs[1]['amp']} / {runs[0]['amp']}: {speed:.2f} x the characters per "
                              f"second, validation {runs[1]['validation_loss']:.4f} against "

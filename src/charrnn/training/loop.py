@@ -114,11 +114,13 @@ class Limits:
 
 @dataclass
 class _Session:
-    """This process's clocks: when the session started, and the step it started at."""
+    """This process's clocks: when the session started, and the step it started at; when its
+    first step ended, and the step count then (its speed is measured from there, past start-up)."""
 
     start: float = field(default_factory=time.perf_counter)
     first_step: int = 0
     window_start: float = field(default_factory=time.perf_counter)
+    settled: tuple[float, int] | None = None
 
 
 class Trainer:
@@ -225,6 +227,19 @@ class Trainer:
             fractions.append((self.elapsed() if elapsed is None else elapsed) / self.limits.max_time)
         return max(fractions)
 
+    def run_steps(self) -> float | None:
+        """How many steps the run makes: its step limit; for a run limited by time, the steps so
+        far and those its time left holds at the speed since this session's first step (None
+        before that speed is known); the fewer of the two."""
+        expected = [self.total_steps] if self.total_steps else []
+        session = self._session
+        if self.limits.max_time and session is not None and session.settled is not None:
+            since, settled_step = session.settled
+            if self.step > settled_step:
+                speed = (self.step - settled_step) / max(time.perf_counter() - since, 1e-9)
+                expected.append(self.step + speed * max(self.limits.max_time - self.elapsed(), 0.0))
+        return min(expected) if expected else None
+
     def speed_and_eta(self) -> tuple[float, float | None]:
         """Examples per second of this session's wall clock, and the seconds left (None: unknown)."""
         session = self._session or _Session()
@@ -330,13 +345,15 @@ class Trainer:
                 break
             epoch = self.task.epoch
             batch = self.task.next_batch()
-            rate = self.schedule.rate(self.step, self.progress_fraction())
+            rate = self.schedule.rate(self.step, self.progress_fraction(), self.run_steps())
             try:
                 loss, requests = self.train_step(batch, rate, self._requests)
             except Diverged as error:
                 self.stop_reason, self.stop_detail = "diverged", str(error)
                 break
             self.state.step += 1
+            if self._session.settled is None:
+                self._session.settled = (time.perf_counter(), self.step)
             total, count = self.state.window
             self.state.window = (total + loss, count + 1)
             self.stop_reason = self._requested_stop(requests) or self._finished_reason()
