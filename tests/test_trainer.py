@@ -114,6 +114,26 @@ def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
     assert (tmp_path / "run" / "loss.png").exists()
 
 
+def test_a_run_that_starts_above_three_uniform_guesses_trains_and_an_explosion_still_stops_it(corpus, tmp_path):
+    # A tied embedding 256 wide with a forget bias of 3 starts above 3 x ln V: its first loss
+    # is the starting model's, not a divergence, and once stopped this run there at step 1.
+    wide = dict(hidden_size=256, embedding_size=256, num_layers=1, tie_weights=True, forget_bias=3.0, max_steps=8)
+    result = train(settings(**wide), [corpus], tmp_path / "sound", progress=False)
+    losses = [row["train_loss"] for row in MetricsLog(tmp_path / "sound" / "metrics.jsonl").read()
+              if "train_loss" in row]
+    assert losses[0] > 3 * math.log(len(set(corpus.read_text(encoding="utf-8"))))
+    assert (result.stop_reason, result.step) == ("max_steps", 8) and losses[-1] < losses[0]
+
+    def explode(trainer):
+        if trainer.step == 3:
+            with torch.no_grad():
+                trainer.model.head.weight.mul_(1e3)
+
+    result = train(settings(**wide), [corpus], tmp_path / "exploded", progress=False, callback=explode)
+    assert (result.stop_reason, result.exit_code, result.step) == ("diverged", 1, 3)
+    assert "x the first step's loss, whichever is higher" in result.message
+
+
 def test_epochs_and_time_limits(corpus, tmp_path):
     result = train(settings(epochs=1, eval_every=100), [corpus], tmp_path / "epoch", progress=False)
     train_characters = int(len(corpus.read_text()) * 0.9)
