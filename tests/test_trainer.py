@@ -115,8 +115,8 @@ def test_nan_stops_cleanly_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
 
 
 def test_a_run_that_starts_above_three_uniform_guesses_trains_and_an_explosion_still_stops_it(corpus, tmp_path):
-    # A tied embedding 256 wide with a forget bias of 3 starts above 3 x ln V: its first loss
-    # is the starting model's, not a divergence, and once stopped this run there at step 1.
+    # A tied embedding 256 wide with a forget bias of 3 starts above 3 x ln V: that first loss
+    # is the starting model's, not a divergence (a fixed limit of 3 x ln V stopped it at step 1).
     wide = dict(hidden_size=256, embedding_size=256, num_layers=1, tie_weights=True, forget_bias=3.0, max_steps=8)
     result = train(settings(**wide), [corpus], tmp_path / "sound", progress=False)
     losses = [row["train_loss"] for row in MetricsLog(tmp_path / "sound" / "metrics.jsonl").read()
