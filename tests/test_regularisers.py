@@ -5,7 +5,8 @@ import torch
 
 from charrnn.checkpoint import load_model
 from charrnn.files import load_tensors
-from charrnn.model import CharLM, CharLMConfig, LockedDropout
+from charrnn.dropout import LockedDropout
+from charrnn.model import CharLM, CharLMConfig
 from charrnn.training import train
 from conftest import SAMPLE_TEXT, run_cli
 

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from charrnn.checks import check_integer
+from charrnn.dropout import dropout
 
 LSTMStateTuple = namedtuple("LSTMStateTuple", ["c", "h"])
 LSTMStateTuple.__doc__ = "The state of an LSTM cell: memory ``c`` and output ``h``, each ``(B, N)``."
@@ -521,7 +522,7 @@ class MultiRNNCell(RNNCell):
         output = None
         for layer, (cell, layer_state) in enumerate(zip(self.cells, state)):
             if layer > 0:
-                output = F.dropout(output, self.dropout, self.training)
+                output = dropout(output, self.dropout, self.training)
                 projected = cell.project_inputs(output)
             output, new_state = cell.step(projected, layer_state)
             new_states.append(new_state)

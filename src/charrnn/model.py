@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from charrnn.cells import CELL_TYPES, BasicLSTMCell, MultiRNNCell, make_cell
 from charrnn.checks import check_choice, check_integer, check_number
+from charrnn.dropout import Dropout, LockedDropout, dropout
 from charrnn.errors import CharRNNError, SettingError
 from charrnn.unroll import dynamic_rnn, map_state
 
@@ -136,24 +136,6 @@ def make_cell_stack(config: ModelSettings) -> MultiRNNCell:
     return MultiRNNCell(cells, dropout=config.dropout)
 
 
-class LockedDropout(nn.Module):
-    """Dropout with one mask per stream for a whole sequence: ``(B, T, D)`` masked by ``(B, 1, D)``
-    (Gal and Ghahramani's variational dropout), so a unit is dropped at every step or none."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return inputs
-        keep = inputs.new_empty(inputs.shape[0], 1, inputs.shape[2]).bernoulli_(1.0 - self.p)
-        return inputs * keep / (1.0 - self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
 class _Unroll(nn.Module):
     """``dynamic_rnn`` over a stack, as a module, so that ``torch.func.functional_call`` can run
     it on masked hidden-to-hidden matrices (weight dropout) without touching the stack's own."""
@@ -187,7 +169,7 @@ class CharLM(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         self.input_dropout = LockedDropout(config.input_dropout)
         self.rnn = make_cell_stack(config)
-        self.dropout = LockedDropout(config.dropout) if config.locked_dropout else nn.Dropout(config.dropout)
+        self.dropout = LockedDropout(config.dropout) if config.locked_dropout else Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
         if config.tie_weights:
             self.head.weight = self.embedding.weight  # (V, H) both: one matrix, read both ways
@@ -208,7 +190,7 @@ class CharLM(nn.Module):
         """``ids`` ``(B, T)`` and a state (zeros if None) → ``(logits (B, T, V), final_state)``."""
         embedded = self.input_dropout(self.embedding(ids))  # (B, T, E)
         if self.training and self.config.weight_dropout:
-            masked = {f"rnn.{name}": F.dropout(weight, self.config.weight_dropout)
+            masked = {f"rnn.{name}": dropout(weight, self.config.weight_dropout)
                       for name, weight in self.rnn.named_parameters() if name.endswith("weight_hh")}
             outputs, state = torch.func.functional_call(self._unroll, masked, (embedded, state))  # (B, T, H)
         else:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import operator
 
 import torch
-from torch.nn import functional as F
 
 from charrnn.cells import MultiRNNCell, RNNCell
+from charrnn.dropout import draws_own_mask, dropout
 from charrnn.fused import fused_layers, run_fused
 
 
@@ -228,7 +228,11 @@ def _unroll(cell: RNNCell, inputs: torch.Tensor, sequence_length, state, fused):
     layers = fused_layers(cell) if fused is not False else None
     if fused and layers is None:
         raise ValueError(f"{type(cell).__name__} has no fused form; use fused=None or False")
-    if layers is not None and inputs.shape[1] > 0:
+    # A stack that drops out between its layers runs layer by layer on a CPU, where our mask
+    # is cheaper than the one the fused call would draw (charrnn.dropout).
+    own_dropout = isinstance(cell, MultiRNNCell) and cell.training and cell.dropout > 0 \
+        and draws_own_mask(inputs.device)
+    if layers is not None and inputs.shape[1] > 0 and not own_dropout:
         return run_fused(cell, layers, inputs, sequence_length, state)
     if isinstance(cell, MultiRNNCell):
         return _run_stack(cell, inputs, sequence_length, state, fused)
@@ -244,7 +248,7 @@ def _run_stack(cell: MultiRNNCell, inputs, sequence_length, state, fused):
     outputs, final_states = inputs, []
     for layer, (layer_cell, layer_state) in enumerate(zip(cell.cells, state)):
         if layer > 0:
-            outputs = F.dropout(outputs, cell.dropout, cell.training)
+            outputs = dropout(outputs, cell.dropout, cell.training)
         outputs, final_state = _unroll(layer_cell, outputs, sequence_length, layer_state,
                                        fused=False if fused is False else None)  # (B, T, N)
         final_states.append(final_state)

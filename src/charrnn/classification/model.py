@@ -12,6 +12,7 @@ from torch import nn
 
 from charrnn.cells import LSTMStateTuple
 from charrnn.checks import check_integer, check_number
+from charrnn.dropout import Dropout
 from charrnn.errors import SettingError
 from charrnn.model import CharLMConfig, make_cell_stack
 from charrnn.unroll import bidirectional_dynamic_rnn, dynamic_rnn
@@ -117,7 +118,7 @@ class CharClassifier(nn.Module):
         # Registered only when used, so that a one-way model's weights are named as before.
         self.rnn_backward = make_cell_stack(config) if config.bidirectional else None
         self.pooling = parse_pooling(config.pooling)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.head = nn.Linear(config.feature_size, config.num_classes)
         # Members 2..K of an ensemble; member 1 is this module's own parts, named as a lone model's.
         self.members = nn.ModuleList([CharClassifier(replace(config, ensemble=1))
