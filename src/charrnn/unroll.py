@@ -240,7 +240,8 @@ def _unroll(cell: RNNCell, inputs: torch.Tensor, sequence_length, state, fused):
 
 
 def _run_stack(cell: MultiRNNCell, inputs, sequence_length, state, fused):
-    """A stack that no single fused call can run: layer by layer, each on its fastest path.
+    """A stack that no single fused call can run (or that drops out between its layers on a
+    CPU): layer by layer, each on its fastest path.
 
     Running whole layers one after another gives the same numbers as TensorFlow's
     step-interleaved order, and lets each layer hoist its input projection.
