@@ -56,12 +56,11 @@ def main(argv=None) -> int:
                 "charrnn": _pass(dropout, inputs, gradient)}, args.rounds, warmup=3, alternate=True)
             theirs, ours = (statistics.median(t.wall for t in timings[name]) for name in ("pytorch", "charrnn"))
             ratio = theirs / ours
-            name = f"{'x'.join(map(str, shape))} {str(dtype).removeprefix('torch.')}"
-            print(f"{'x'.join(map(str, shape)):>14} {str(dtype).removeprefix('torch.'):>9} "
-                  f"{theirs * 1e3:11.2f} {ours * 1e3:11.2f} {ratio:9.2f}")
+            shape_name, dtype_name = "x".join(map(str, shape)), str(dtype).removeprefix("torch.")
+            print(f"{shape_name:>14} {dtype_name:>9} {theirs * 1e3:11.2f} {ours * 1e3:11.2f} {ratio:9.2f}")
             rows.append({"shape": list(shape), "dtype": str(dtype), "pytorch_s": theirs, "charrnn_s": ours,
                          "speed_up": ratio})
-            verdicts.add(f"dropout {name}", ratio >= TARGET,
+            verdicts.add(f"dropout {shape_name} {dtype_name}", ratio >= TARGET,
                          f"{ratio:.2f}x PyTorch's F.dropout (target >= {TARGET}x), forward and backward")
     common.write_results({"machine": header, "p": P, "rounds": args.rounds, "rows": rows,
                           "verdicts": verdicts.records()}, common.results_path("bench_dropout", args.results))

@@ -3,8 +3,8 @@
 PyTorch's CPU dropout draws every element's keep-or-drop from the generator one at a time
 (``bernoulli_``): for the ``(32, 64, 384)`` layer outputs of the 15-minute preset that takes
 7.6 ms on two cores, and a step draws two such masks, about a tenth of its time. Here one 64-bit
-draw serves four elements, each compared as 16 bits with a threshold, which takes a third of the
-time. The drop probability is so rounded to a multiple of 2⁻¹⁶ (by at most 7.6e-6), and the
+draw serves four elements, each compared as 16 bits with a threshold, which takes a quarter to
+a half of the time (``bench/bench_dropout.py``). The drop probability is so rounded to a multiple of 2⁻¹⁶ (by at most 7.6e-6), and the
 kept elements are scaled by the inverse of the rounded keep probability, so that the expected
 output still equals the input. On other devices PyTorch's own kernels draw the mask, which are
 fast there (cuDNN's and CUDA's counter-based generators).
